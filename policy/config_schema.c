@@ -1,0 +1,65 @@
+/*
+ * policy/config_schema.c - every configuration option: type, default,
+ * limits and the field it fills.  Anything not listed here is an error.
+ * Keep conf/outpolicy.conf and conf/outpolicy.conf.5 in step with it.
+ * Licence: BSD-2-Clause.
+ */
+#include <syslog.h>
+
+#include "config.h"
+
+static const struct cf_enum mode_names[] = {
+    { "enforce", POL_MODE_ENFORCE }, { "monitor", POL_MODE_MONITOR },
+    { NULL, 0 },
+};
+
+static const struct cf_enum on_error_names[] = {
+    { "tempfail", POL_TEMPFAIL }, { "accept", POL_ACCEPT }, { NULL, 0 },
+};
+
+static const struct cf_enum tls_action_names[] = {
+    { "reject", POL_REJECT }, { "tempfail", POL_TEMPFAIL },
+    { "warn", POL_WARN }, { NULL, 0 },
+};
+
+static const struct cf_enum tls_version_names[] = {
+    { "none", POL_TLS_MIN_NONE }, { "TLSv1", 0x0301 },
+    { "TLSv1.1", 0x0302 }, { "TLSv1.2", 0x0303 }, { "TLSv1.3", 0x0304 },
+    { NULL, 0 },
+};
+
+static const struct cf_enum facility_names[] = {
+    { "mail", LOG_MAIL }, { "daemon", LOG_DAEMON }, { "user", LOG_USER },
+    { "local0", LOG_LOCAL0 }, { "local1", LOG_LOCAL1 },
+    { "local2", LOG_LOCAL2 }, { "local3", LOG_LOCAL3 },
+    { "local4", LOG_LOCAL4 }, { "local5", LOG_LOCAL5 },
+    { "local6", LOG_LOCAL6 }, { "local7", LOG_LOCAL7 }, { NULL, 0 },
+};
+
+/* clang-format off */
+const struct cf_param pol_cf_schema[] = {
+ /* path                            type           default                              min  max   field */
+  { "mode",                         CF_ENUM,       "enforce",                           0, 0,    CF_FIELD(mode), mode_names },
+  { "on_error",                     CF_ENUM,       "tempfail",                          0, 0,    CF_FIELD(on_error), on_error_names },
+  { "daemon.socket",                CF_SOCKET,     "unix:/run/outpolicy/outpolicyd.sock", 0, 0,  CF_FIELD(daemon.socket), NULL },
+  { "daemon.socket_mode",           CF_OCTAL,      "0660",                              0, 0777, CF_FIELD(daemon.socket_mode), NULL },
+  { "daemon.socket_group",          CF_STR,        "postfix",                           0, 0,    CF_FIELD(daemon.socket_group), NULL },
+  { "daemon.user",                  CF_STR,        "",                                  0, 0,    CF_FIELD(daemon.user), NULL },
+  { "daemon.group",                 CF_STR,        "",                                  0, 0,    CF_FIELD(daemon.group), NULL },
+  { "daemon.pidfile",               CF_PATH,       "/run/outpolicy/outpolicyd.pid",     0, 0,    CF_FIELD(daemon.pidfile), NULL },
+  { "daemon.log_level",             CF_INT,        "1",                                 0, 3,    CF_FIELD(daemon.log_level), NULL },
+  { "daemon.syslog_facility",       CF_ENUM,       "mail",                              0, 0,    CF_FIELD(daemon.syslog_facility), facility_names },
+  { "daemon.shutdown_timeout",      CF_INT,        "30",                                0, 3600, CF_FIELD(daemon.shutdown_timeout), NULL },
+  { "outbound.internal_hosts",      CF_ADDRLIST,   "127.0.0.0/8,::1/128",               0, 0,    CF_FIELD(outbound.internal_hosts), NULL },
+  { "outbound.authenticated",       CF_BOOL,       "true",                              0, 0,    CF_FIELD(outbound.authenticated), NULL },
+  { "submission_tls.min_version",   CF_ENUM,       "TLSv1.2",                           0, 0,    CF_FIELD(submission_tls.min_version), tls_version_names },
+  { "submission_tls.action",        CF_ENUM,       "reject",                            0, 0,    CF_FIELD(submission_tls.action), tls_action_names },
+  { "submission_tls.exempt_hosts",  CF_ADDRLIST,   "",                                  0, 0,    CF_FIELD(submission_tls.exempt_hosts), NULL },
+  { "tls_required.strip",           CF_BOOL,       "true",                              0, 0,    CF_FIELD(tls_required.strip), NULL },
+  { "tls_required.keep_for_senders", CF_SENDERLIST, "",                                 0, 0,    CF_FIELD(tls_required.keep_for_senders), NULL },
+  { "events.file",                  CF_PATH,       "/var/log/outpolicy/events.json",    0, 0,    CF_FIELD(events.file), NULL },
+  { "events.syslog",                CF_BOOL,       "false",                             0, 0,    CF_FIELD(events.syslog), NULL },
+  { "events.on_error",              CF_ENUM,       "accept",                            0, 0,    CF_FIELD(events.on_error), on_error_names },
+  { NULL, 0, NULL, 0, 0, 0, NULL },
+};
+/* clang-format on */

@@ -1,0 +1,136 @@
+/*
+ * policy/events.c - event sinks: a JSON-lines file and syslog.
+ *
+ * One write(2) per event on an O_APPEND descriptor, so lines from
+ * concurrent threads (and from an old and a new config after SIGHUP)
+ * never interleave.  The descriptor is swapped under a mutex on reopen.
+ * A failing file sink is reported at most once a minute.
+ * Licence: BSD-2-Clause.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define EVENTS_ERR_INTERVAL 60 /* seconds between repeated failure logs */
+
+struct pol_events {
+    pthread_mutex_t lock;
+    char *file; /* NULL = no file sink */
+    int fd;
+    bool to_syslog;
+    enum pol_action on_error;
+    time_t last_err_log;
+    unsigned long failures; /* since the last failure log line */
+};
+
+struct pol_events *
+pol_events_new(const char *file, bool to_syslog, enum pol_action on_error)
+{
+    struct pol_events *ev = calloc(1, sizeof(*ev));
+
+    if (ev == NULL)
+        return NULL;
+    if (file != NULL && *file != '\0' && (ev->file = strdup(file)) == NULL) {
+        free(ev);
+        return NULL;
+    }
+    pthread_mutex_init(&ev->lock, NULL);
+    ev->fd = -1;
+    ev->to_syslog = to_syslog;
+    ev->on_error = on_error;
+    return ev;
+}
+
+void
+pol_events_free(struct pol_events *ev)
+{
+    if (ev == NULL)
+        return;
+    if (ev->fd >= 0)
+        close(ev->fd);
+    pthread_mutex_destroy(&ev->lock);
+    free(ev->file);
+    free(ev);
+}
+
+enum pol_status
+pol_events_open(struct pol_events *ev, struct pol_err *err)
+{
+    int fd, old;
+
+    if (ev->file == NULL)
+        return POL_OK;
+    fd = open(ev->file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        snprintf(err->msg, sizeof(err->msg),
+            "events.file %s: cannot open: %s", ev->file, strerror(errno));
+        return POL_ETEMP;
+    }
+    pthread_mutex_lock(&ev->lock);
+    old = ev->fd;
+    ev->fd = fd;
+    pthread_mutex_unlock(&ev->lock);
+    if (old >= 0)
+        close(old);
+    return POL_OK;
+}
+
+/* note_failure - count a failed write; log it at most once a minute */
+static void
+note_failure(struct pol_events *ev, const struct pol_config *cfg, int e)
+{
+    time_t now = pol_now(cfg);
+    unsigned long n;
+
+    pthread_mutex_lock(&ev->lock);
+    ev->failures++;
+    if (now - ev->last_err_log < EVENTS_ERR_INTERVAL) {
+        pthread_mutex_unlock(&ev->lock);
+        return;
+    }
+    n = ev->failures;
+    ev->failures = 0;
+    ev->last_err_log = now;
+    pthread_mutex_unlock(&ev->lock);
+    pol_log(cfg, POL_LOG_ERR,
+        "events write-error file=%s error=\"%s\" failed_events=%lu "
+        "on_error=%s", ev->file ? ev->file : "-", strerror(e), n,
+        pol_action_name(ev->on_error));
+}
+
+enum pol_status
+pol_events_write(const struct pol_config *cfg, const char *line, size_t len)
+{
+    struct pol_events *ev = cfg->sink;
+    const struct pol_hooks *hooks = &cfg->hooks;
+    char *buf;
+    ssize_t w = 0;
+    int e = 0;
+
+    if (ev->to_syslog && hooks->event_syslog != NULL)
+        hooks->event_syslog(hooks->arg, line);
+    if (ev->file == NULL)
+        return POL_OK;
+    if ((buf = malloc(len + 1)) == NULL) {
+        e = ENOMEM;
+    } else {
+        memcpy(buf, line, len);
+        buf[len] = '\n';
+        pthread_mutex_lock(&ev->lock);
+        if (ev->fd < 0)
+            e = EBADF;
+        else if ((w = write(ev->fd, buf, len + 1)) != (ssize_t)(len + 1))
+            e = w < 0 ? errno : ENOSPC;
+        pthread_mutex_unlock(&ev->lock);
+        free(buf);
+    }
+    if (e == 0)
+        return POL_OK;
+    note_failure(ev, cfg, e);
+    return ev->on_error == POL_TEMPFAIL ? POL_ETEMP : POL_OK;
+}

@@ -1,0 +1,233 @@
+/*
+ * policy/msg.c - the message record: what the MTA tells us, stage by
+ * stage, and the engine's answer at each stage.
+ *
+ * Everything a message allocates comes from its arena and goes with
+ * pol_msg_free().  Headers are not stored: only the few values policy
+ * needs (Message-ID, From addresses, TLS-Required count) are kept, so
+ * memory does not grow with the message.  One thread at a time.
+ * Licence: BSD-2-Clause.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "msg.h"
+
+#define MSG_MAX_VALUE 998 /* longest header value we keep */
+
+/* dup - arena copy of s, NULL -> "" */
+static const char *
+dup(struct pol_msg *m, const char *s, size_t max)
+{
+    size_t n;
+
+    if (s == NULL)
+        return "";
+    n = strnlen(s, max);
+    return pol_arena_strndup(m->arena, s, n);
+}
+
+struct pol_msg *
+pol_msg_new(struct pol_config *cfg, const struct pol_client *client,
+    const char *auth_user, const char *queue_id)
+{
+    struct pol_arena *a = pol_arena_new();
+    struct pol_msg *m;
+
+    if (a == NULL)
+        return NULL;
+    if ((m = pol_arena_alloc(a, sizeof(*m))) == NULL) {
+        pol_arena_free(a);
+        return NULL;
+    }
+    m->arena = a;
+    m->client = *client;
+    m->auth_user = dup(m, auth_user, 256);
+    m->queue_id = dup(m, queue_id, 64);
+    m->sender = "";
+    m->message_id = "";
+    m->tls_required = "absent";
+    m->rcpt_tail = &m->rcpts;
+    m->edit_tail = &m->edits;
+    if (m->auth_user == NULL || m->queue_id == NULL) {
+        pol_arena_free(a);
+        return NULL;
+    }
+    m->cfg = pol_config_ref(cfg);
+    pol_verdict_init(&m->verdict);
+    return m;
+}
+
+void
+pol_msg_free(struct pol_msg *m)
+{
+    if (m == NULL)
+        return;
+    pol_config_unref(m->cfg);
+    pol_arena_free(m->arena);
+}
+
+void
+pol_msg_seterr(struct pol_msg *m, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(m->error, sizeof(m->error), fmt, ap);
+    va_end(ap);
+}
+
+const char *
+pol_msg_error(const struct pol_msg *m)
+{
+    return m->error[0] ? m->error : "451 4.3.0 outpolicy internal error";
+}
+
+enum pol_action
+pol_msg_error_action(const struct pol_msg *m)
+{
+    return (enum pol_action)m->cfg->on_error;
+}
+
+int
+pol_msg_is_outbound(const struct pol_msg *m)
+{
+    return m->outbound;
+}
+
+int
+pol_msg_enforced(const struct pol_msg *m)
+{
+    return m->cfg->mode == POL_MODE_ENFORCE;
+}
+
+void
+pol_msg_set_queue_id(struct pol_msg *m, const char *queue_id)
+{
+    const char *q;
+
+    if (queue_id != NULL && *queue_id != '\0'
+        && strcmp(queue_id, m->queue_id) != 0
+        && (q = dup(m, queue_id, 64)) != NULL)
+        m->queue_id = q;
+}
+
+enum pol_status
+pol_msg_envfrom(struct pol_msg *m, const char *sender, struct pol_verdict *v)
+{
+    const struct pol_config *cfg = m->cfg;
+    enum pol_status st;
+
+    pol_verdict_init(v);
+    if ((m->sender = dup(m, sender, 1024)) == NULL) {
+        pol_msg_seterr(m, "451 4.3.0 out of memory");
+        return POL_ETEMP;
+    }
+    m->outbound = pol_addrlist_match(cfg->outbound.internal_hosts,
+                      m->client.addr)
+        || (cfg->outbound.authenticated && *m->auth_user != '\0');
+    if (!m->outbound)
+        return POL_OK;
+    st = pol_engine_run(m, POL_AT_ENVFROM, v);
+    m->verdict = *v;
+    return st;
+}
+
+enum pol_status
+pol_msg_rcpt(struct pol_msg *m, const char *rcpt)
+{
+    struct pol_rcpt *r = pol_arena_alloc(m->arena, sizeof(*r));
+
+    if (r == NULL || (r->addr = dup(m, rcpt, 1024)) == NULL) {
+        pol_msg_seterr(m, "451 4.3.0 out of memory");
+        return POL_ETEMP;
+    }
+    *m->rcpt_tail = r;
+    m->rcpt_tail = &r->next;
+    m->nrcpt++;
+    return POL_OK;
+}
+
+/* header_from - remember the addresses of the first From: field */
+static enum pol_status
+header_from(struct pol_msg *m, const char *value)
+{
+    if (++m->from_fields > 1)
+        return POL_OK;
+    m->nfrom = pol_addr_parse_list(m->arena, value, m->from, MSG_MAX_FROM);
+    if (m->nfrom > MSG_MAX_FROM)
+        m->nfrom = MSG_MAX_FROM;
+    return POL_OK;
+}
+
+enum pol_status
+pol_msg_header(struct pol_msg *m, const char *name, const char *value)
+{
+    m->header_count++;
+    if (strcasecmp(name, "From") == 0)
+        return header_from(m, value);
+    if (strcasecmp(name, "TLS-Required") == 0)
+        m->tls_required_fields++;
+    else if (strcasecmp(name, "Message-ID") == 0 && *m->message_id == '\0') {
+        const char *v = value + strspn(value, " \t\r\n");
+        if ((m->message_id = dup(m, v, MSG_MAX_VALUE)) == NULL) {
+            pol_msg_seterr(m, "451 4.3.0 out of memory");
+            return POL_ETEMP;
+        }
+    }
+    return POL_OK;
+}
+
+enum pol_status
+pol_msg_body(struct pol_msg *m, const unsigned char *chunk, size_t len)
+{
+    (void)m, (void)chunk, (void)len; /* body hashes plug in here */
+    return POL_OK;
+}
+
+enum pol_status
+pol_msg_add_edit(struct pol_msg *m, enum pol_edit_kind kind,
+    const char *name, const char *value, int index)
+{
+    struct pol_edit *e = pol_arena_alloc(m->arena, sizeof(*e));
+
+    if (e == NULL || (e->name = pol_arena_strdup(m->arena, name)) == NULL
+        || (value != NULL
+            && (e->value = pol_arena_strdup(m->arena, value)) == NULL)) {
+        pol_msg_seterr(m, "451 4.3.0 out of memory");
+        return POL_ETEMP;
+    }
+    e->kind = kind;
+    e->index = index;
+    *m->edit_tail = e;
+    m->edit_tail = &e->next;
+    return POL_OK;
+}
+
+const struct pol_edit *
+pol_msg_edits(const struct pol_msg *m)
+{
+    return m->edits;
+}
+
+enum pol_status
+pol_msg_eom(struct pol_msg *m, struct pol_verdict *v)
+{
+    enum pol_status st;
+
+    *v = m->verdict;
+    if (!m->outbound)
+        return POL_OK;
+    if ((st = pol_engine_run(m, POL_AT_EOM, v)) != POL_OK)
+        return st;
+    m->verdict = *v;
+    return pol_report_submission(m, v, "eom");
+}
+
+enum pol_status
+pol_msg_finish_early(struct pol_msg *m, const struct pol_verdict *v)
+{
+    return pol_report_submission(m, v, "mail");
+}

@@ -1,0 +1,67 @@
+/*
+ * policy/msg.h - the per-message record and the check registry.
+ * Internal to libpolicy.  A struct pol_msg belongs to one thread at a time.
+ * Licence: BSD-2-Clause.
+ */
+#ifndef POL_MSG_H
+#define POL_MSG_H
+
+#include "internal.h"
+
+#define MSG_MAX_FROM 16 /* From: addresses kept for events and alignment */
+
+struct pol_rcpt {
+    const char *addr;
+    struct pol_rcpt *next;
+};
+
+struct pol_msg {
+    struct pol_arena *arena;
+    struct pol_config *cfg; /* our reference */
+    struct pol_client client;
+    const char *auth_user;  /* "" when not authenticated */
+    const char *queue_id;   /* "" until known */
+    const char *sender;     /* MAIL FROM, "" = null sender */
+    bool outbound;
+    struct pol_rcpt *rcpts, **rcpt_tail;
+    size_t nrcpt;
+    const char *message_id;
+    const char *from[MSG_MAX_FROM];
+    int nfrom;              /* -1 when From: did not parse */
+    int from_fields;        /* number of From: fields */
+    int tls_required_fields;
+    const char *tls_required; /* "absent" / "removed" / "kept" */
+    size_t header_count;
+    struct pol_edit *edits, **edit_tail;
+    struct pol_verdict verdict; /* accumulated over the stages */
+    bool event_written;
+    char error[256];
+};
+
+/** A policy check, in the spirit of a const vtable. */
+struct pol_check {
+    const char *name;
+    enum pol_stage stage;
+    enum pol_status (*eval)(struct pol_msg *m, const struct pol_config *cfg,
+        struct pol_verdict *v);
+};
+
+/** NULL-terminated registry (checks.c). */
+extern const struct pol_check *const pol_checks[];
+
+/** Run every check registered for stage; v accumulates. */
+enum pol_status pol_engine_run(struct pol_msg *m, enum pol_stage stage,
+    struct pol_verdict *v);
+
+/** Queue a header edit; POL_ETEMP when out of memory. */
+enum pol_status pol_msg_add_edit(struct pol_msg *m, enum pol_edit_kind kind,
+    const char *name, const char *value, int index);
+
+/** Set the message's error text (printf). */
+void pol_msg_seterr(struct pol_msg *m, const char *fmt, ...) POL_PRINTF(2, 3);
+
+/** Write the submission event for this message (once). */
+enum pol_status pol_report_submission(struct pol_msg *m,
+    const struct pol_verdict *v, const char *stage);
+
+#endif

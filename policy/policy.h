@@ -1,0 +1,221 @@
+/*
+ * policy/policy.h - public API of the outpolicy engine (libpolicy).
+ *
+ * The engine decides; the MTA glue (milter/) collects what the MTA says and
+ * applies the decisions.  Nothing here depends on libmilter.  A loaded
+ * configuration is immutable and reference counted, so each message keeps
+ * the snapshot it started with while SIGHUP installs a new one.
+ *
+ * Thread safety: a struct pol_config may be shared by any number of threads;
+ * a struct pol_msg belongs to one thread at a time.
+ * Licence: BSD-2-Clause.
+ */
+#ifndef POL_POLICY_H
+#define POL_POLICY_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define POL_SCHEMA_VERSION 1
+
+/** Did the call work?  (Kept apart from "what is the decision?".) */
+enum pol_status {
+    POL_OK = 0,
+    POL_ETEMP, /* resource or dependency failure: retrying may succeed */
+    POL_EPERM, /* malformed input: retrying will not help */
+};
+
+/** Actions, ordered by severity: a later check can only raise it. */
+enum pol_action {
+    POL_ACCEPT = 0,
+    POL_WARN,
+    POL_QUARANTINE,
+    POL_TEMPFAIL,
+    POL_REJECT,
+};
+
+enum pol_mode { POL_MODE_ENFORCE = 0, POL_MODE_MONITOR };
+
+/** Milter stage at which a check runs. */
+enum pol_stage { POL_AT_ENVFROM = 0, POL_AT_EOM, POL_STAGE_COUNT };
+
+/** Decision for one message. */
+struct pol_verdict {
+    enum pol_action action;
+    const char *check; /* deciding check's name; static storage, or NULL */
+    char reply[256];   /* "530 5.7.0 text" unless action is accept/warn;
+                        * for warn, the reason */
+};
+
+/** Error text of a failed call, "FILE:LINE: option: what is wrong". */
+struct pol_err {
+    char msg[512];
+};
+
+/** Log priorities passed to the log hook (values match syslog's). */
+enum pol_prio { POL_LOG_ERR = 3, POL_LOG_WARNING = 4, POL_LOG_NOTICE = 5,
+                POL_LOG_INFO = 6, POL_LOG_DEBUG = 7 };
+
+/** Hooks the embedding program gives the engine; all optional. */
+struct pol_hooks {
+    /* Log one line (no newline).  The engine never writes to syslog or
+     * stderr itself. */
+    void (*log)(void *arg, enum pol_prio prio, const char *line);
+    /* Deliver one event line (JSON, no newline) to syslog when
+     * events.syslog is on. */
+    void (*event_syslog)(void *arg, const char *json);
+    /* Wall clock; NULL = time(3).  Tests inject a fixed clock. */
+    time_t (*clock)(void *arg);
+    void *arg;
+};
+
+struct pol_config;
+
+/**
+ * Load and validate a configuration file.
+ * @return a new config with one reference, or NULL with err filled.
+ */
+struct pol_config *pol_config_load(const char *file,
+    const struct pol_hooks *hooks, struct pol_err *err);
+
+/** As pol_config_load, from a string (name is used in messages). */
+struct pol_config *pol_config_load_string(const char *text, const char *name,
+    const struct pol_hooks *hooks, struct pol_err *err);
+
+/**
+ * Open what the config needs at run time (event sinks).  Call after the
+ * daemon dropped its privileges, and for each reloaded config.
+ * @return POL_OK, or POL_ETEMP with err filled.
+ */
+enum pol_status pol_config_activate(struct pol_config *cfg,
+    struct pol_err *err);
+
+/** Take / drop a reference.  The last unref frees; unref(NULL) is a no-op. */
+struct pol_config *pol_config_ref(struct pol_config *cfg);
+void pol_config_unref(struct pol_config *cfg);
+
+/** Reopen the event file (logrotate). */
+enum pol_status pol_config_reopen(struct pol_config *cfg, struct pol_err *err);
+
+/** Settings the daemon needs (borrowed; valid while the config is). */
+struct pol_daemon_settings {
+    const char *socket;
+    unsigned socket_mode;
+    const char *socket_group;
+    const char *user;
+    const char *group;
+    const char *pidfile;
+    int log_level;
+    int syslog_facility; /* LOG_MAIL etc. */
+    int shutdown_timeout;
+};
+const struct pol_daemon_settings *pol_config_daemon(
+    const struct pol_config *cfg);
+enum pol_mode pol_config_mode(const struct pol_config *cfg);
+const char *pol_config_file(const struct pol_config *cfg);
+
+/** What the MTA told us about the SMTP client and session. */
+struct pol_client {
+    char addr[64];        /* textual IP; "" when unknown */
+    char name[256];       /* reverse name as the MTA saw it */
+    char helo[256];
+    char tls_version[32]; /* {tls_version}, e.g. "TLSv1.3"; "" = no TLS */
+    char tls_cipher[128]; /* {cipher} */
+    int tls_bits;         /* {cipher_bits} */
+};
+
+struct pol_msg;
+
+/** One header edit for the glue to apply at end of message. */
+enum pol_edit_kind { POL_EDIT_INSERT, POL_EDIT_ADD, POL_EDIT_DELETE };
+struct pol_edit {
+    enum pol_edit_kind kind;
+    const char *name;
+    const char *value; /* NULL for delete */
+    int index;         /* insert: position (0 = top); delete: n-th field of
+                        * that name, 1-based */
+    struct pol_edit *next;
+};
+
+/**
+ * Start a message (at MAIL FROM).  Takes its own config reference.
+ * @param auth_user {auth_authen}, NULL or "" when not authenticated.
+ * @param queue_id {i}, NULL when unknown yet.
+ * @return new message, or NULL when out of memory.
+ */
+struct pol_msg *pol_msg_new(struct pol_config *cfg,
+    const struct pol_client *client, const char *auth_user,
+    const char *queue_id);
+
+/** Free a message and everything allocated for it.  NULL is a no-op. */
+void pol_msg_free(struct pol_msg *m);
+
+/**
+ * MAIL FROM.  sender is the address without angle brackets ("" for the
+ * null sender).  Runs the envelope-stage checks.
+ * @param v filled with the decision.  v->action == POL_ACCEPT with
+ *          pol_msg_is_outbound() false means: not ours, accept untouched.
+ *          In monitor mode v says what would have been done and the glue
+ *          must carry on (see pol_msg_enforced()).
+ */
+enum pol_status pol_msg_envfrom(struct pol_msg *m, const char *sender,
+    struct pol_verdict *v);
+
+/** True when this message is outbound and subject to policy. */
+int pol_msg_is_outbound(const struct pol_msg *m);
+
+/** True when the verdict must be applied (enforce mode), false in monitor. */
+int pol_msg_enforced(const struct pol_msg *m);
+
+/** RCPT TO (address without angle brackets). */
+enum pol_status pol_msg_rcpt(struct pol_msg *m, const char *rcpt);
+
+/** One header field as the MTA gives it (value without the colon). */
+enum pol_status pol_msg_header(struct pol_msg *m, const char *name,
+    const char *value);
+
+/** A chunk of the body (streamed; never buffered whole). */
+enum pol_status pol_msg_body(struct pol_msg *m, const unsigned char *chunk,
+    size_t len);
+
+/** Update the queue ID (Postfix gives {i} again at end of message). */
+void pol_msg_set_queue_id(struct pol_msg *m, const char *queue_id);
+
+/**
+ * End of message: run the end-of-message checks, write the event, and
+ * prepare the header edits.  v is the final decision.
+ */
+enum pol_status pol_msg_eom(struct pol_msg *m, struct pol_verdict *v);
+
+/** Header edits to apply (borrowed, valid until pol_msg_free), or NULL. */
+const struct pol_edit *pol_msg_edits(const struct pol_msg *m);
+
+/**
+ * Record the event of a message refused before end of message (the glue
+ * calls this when it applies a reject/tempfail from pol_msg_envfrom).
+ */
+enum pol_status pol_msg_finish_early(struct pol_msg *m,
+    const struct pol_verdict *v);
+
+/** Last error text on this message, an SMTP reply (borrowed). */
+const char *pol_msg_error(const struct pol_msg *m);
+
+/**
+ * What to do when a stage returned POL_ETEMP: the config's on_error
+ * (POL_TEMPFAIL, or POL_ACCEPT to let mail through unfiltered).
+ */
+enum pol_action pol_msg_error_action(const struct pol_msg *m);
+
+/* Helpers shared with the glue and tests. */
+const char *pol_action_name(enum pol_action a);
+
+/**
+ * Split an SMTP reply "550 5.7.1 text" into its parts for smfi_setreply.
+ * Returns 0 on success, -1 if reply is not of that form.
+ */
+int pol_reply_split(const char *reply, char *rcode, char *xcode,
+    const char **text);
+
+#endif

@@ -1,0 +1,149 @@
+/*
+ * policy/report.c - the "submission" event: one JSON line per outbound
+ * message, field names after the Elastic Common Schema (docs/events.md).
+ * Thread-safe: builds into a local buffer, writes with one call.
+ * Licence: BSD-2-Clause.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "msg.h"
+
+/* timestamp - RFC 3339 UTC with milliseconds */
+static void
+timestamp(const struct pol_config *cfg, char *buf, size_t len)
+{
+    struct timespec ts;
+    struct tm tm;
+
+    if (cfg->hooks.clock != NULL) {
+        ts.tv_sec = pol_now(cfg);
+        ts.tv_nsec = 0;
+    } else
+        clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
+        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+        tm.tm_sec, ts.tv_nsec / 1000000);
+}
+
+/* put_email - the email.* object */
+static void
+put_email(struct pol_json *j, const struct pol_msg *m)
+{
+    pol_json_obj_begin(j, "email");
+    pol_json_str(j, "direction", "outbound");
+    if (*m->queue_id)
+        pol_json_str(j, "local_id", m->queue_id);
+    if (*m->message_id)
+        pol_json_str(j, "message_id", m->message_id);
+    pol_json_obj_begin(j, "from");
+    pol_json_arr_begin(j, "address");
+    for (int i = 0; i < m->nfrom; i++)
+        pol_json_str(j, NULL, m->from[i]);
+    pol_json_arr_end(j);
+    pol_json_obj_end(j);
+    pol_json_obj_begin(j, "to");
+    pol_json_arr_begin(j, "address");
+    for (const struct pol_rcpt *r = m->rcpts; r; r = r->next)
+        pol_json_str(j, NULL, r->addr);
+    pol_json_arr_end(j);
+    pol_json_obj_end(j);
+    pol_json_obj_end(j);
+}
+
+/* put_tls - the tls.* object (submission leg) */
+static void
+put_tls(struct pol_json *j, const struct pol_msg *m)
+{
+    int v = pol_tls_version_parse(m->client.tls_version);
+    char vs[16];
+
+    pol_json_obj_begin(j, "tls");
+    pol_json_bool(j, "established", v != 0);
+    if (v > 0) {
+        pol_json_str(j, "version",
+            pol_tls_version_short(v, vs, sizeof(vs)));
+        pol_json_str(j, "version_protocol", v == 0x0300 ? "ssl" : "tls");
+    } else if (v < 0)
+        pol_json_str(j, "version", m->client.tls_version);
+    if (*m->client.tls_cipher)
+        pol_json_str(j, "cipher", m->client.tls_cipher);
+    pol_json_obj_end(j);
+}
+
+/* put_outpolicy - our own fields */
+static void
+put_outpolicy(struct pol_json *j, const struct pol_msg *m,
+    const struct pol_verdict *v, const char *stage)
+{
+    const struct pol_config *cfg = m->cfg;
+
+    pol_json_obj_begin(j, "outpolicy");
+    pol_json_int(j, "schema", POL_SCHEMA_VERSION);
+    pol_json_str(j, "mode", cfg->mode == POL_MODE_MONITOR
+            ? "monitor" : "enforce");
+    pol_json_str(j, "stage", stage);
+    pol_json_obj_begin(j, "envelope");
+    pol_json_str(j, "from", m->sender);
+    pol_json_obj_end(j);
+    if (m->nfrom < 0)
+        pol_json_str(j, "from_error", "From: does not parse");
+    pol_json_obj_begin(j, "verdict");
+    pol_json_str(j, "action", pol_action_name(v->action));
+    pol_json_str(j, "check", v->check ? v->check : "");
+    pol_json_str(j, "reason", v->reply);
+    pol_json_bool(j, "applied", cfg->mode == POL_MODE_ENFORCE);
+    pol_json_obj_end(j);
+    pol_json_str(j, "tls_required", m->tls_required);
+    pol_json_obj_end(j);
+}
+
+enum pol_status
+pol_report_submission(struct pol_msg *m, const struct pol_verdict *v,
+    const char *stage)
+{
+    struct pol_json j;
+    char ts[64];
+    enum pol_status st;
+
+    if (m->event_written)
+        return POL_OK;
+    m->event_written = true;
+    pol_json_init(&j);
+    timestamp(m->cfg, ts, sizeof(ts));
+    pol_json_obj_begin(&j, NULL);
+    pol_json_str(&j, "@timestamp", ts);
+    pol_json_obj_begin(&j, "event");
+    pol_json_str(&j, "kind", "event");
+    pol_json_arr_begin(&j, "category");
+    pol_json_str(&j, NULL, "email");
+    pol_json_arr_end(&j);
+    pol_json_str(&j, "action", "submission");
+    pol_json_str(&j, "outcome", v->action >= POL_TEMPFAIL
+            && m->cfg->mode == POL_MODE_ENFORCE ? "failure" : "success");
+    pol_json_obj_end(&j);
+    put_email(&j, m);
+    pol_json_obj_begin(&j, "source");
+    pol_json_str(&j, "ip", m->client.addr);
+    pol_json_obj_end(&j);
+    if (*m->auth_user) {
+        pol_json_obj_begin(&j, "user");
+        pol_json_str(&j, "name", m->auth_user);
+        pol_json_obj_end(&j);
+    }
+    put_tls(&j, m);
+    put_outpolicy(&j, m, v, stage);
+    pol_json_obj_end(&j);
+    if (j.oom) {
+        pol_json_free(&j);
+        pol_msg_seterr(m, "451 4.3.0 out of memory writing event");
+        return POL_ETEMP;
+    }
+    st = pol_events_write(m->cfg, j.buf, j.len);
+    pol_json_free(&j);
+    if (st != POL_OK)
+        pol_msg_seterr(m, "451 4.3.0 cannot record the message event");
+    return st;
+}
