@@ -1,0 +1,904 @@
+# shellcheck shell=bash
+# tests/integration/lib.sh - harness for outpolicy integration tests
+#
+# Sourced (never executed) by tests/integration/test_*.sh.  It runs, on
+# loopback only and as root, a private Postfix instance, an smtp-sink that
+# captures every delivered message, outpolicyd, and swaks as the client, and
+# keeps pass/fail counters.  Nothing here touches the system Postfix.
+#
+# Usage (a test script):
+#
+#   . "$(dirname "$0")/lib.sh"
+#   it_init submission                 # $IT_DIR, ports, EXIT trap
+#   it_tls_cert                        # $IT_DIR/tls/{cert,key}.pem
+#   it_sink_start                      # smtp-sink on 127.0.0.1:$IT_SINK_PORT
+#   it_daemon_config "$IT_DIR/op.conf" mode='"monitor"'
+#   it_daemon_start "$IT_DIR/op.conf"  # outpolicyd -f on $IT_SOCK
+#   IT_MILTER="unix:$IT_SOCK" it_postfix_start
+#   it_swaks --to bob@remote.test --tls --tls-protocol tlsv1_3
+#   it_check "delivered" it_sink_wait 1 20
+#   it_summary                         # "N passed, N failed"; status 1 if any failed
+#
+# Variables set by it_init (exported):
+#   IT_NAME IT_DIR          test name, scratch dir (kept on failure or IT_KEEP=1)
+#   IT_SRC IT_BUILD         repo root; build dir holding milter/outpolicyd
+#                           (env OUTPOLICY_BUILD, default the repo root)
+#   IT_SMTP_PORT            Postfix smtpd on 127.0.0.1
+#   IT_SINK_PORT            smtp-sink on 127.0.0.1 (Postfix's relayhost)
+#   IT_RUN                  $IT_DIR/run, owned by nobody: socket and pidfile
+#                           live here so the daemon can remove them after it
+#                           dropped privileges (like /run/outpolicy)
+#   IT_SOCK IT_PIDFILE      outpolicyd's unix socket path and pidfile
+#   IT_EVENTS               outpolicyd's JSON-lines event file
+#
+# Public functions:
+#   it_init NAME, it_cleanup, it_require
+#   it_tls_cert
+#   it_sink_start, it_sink_stop, it_sink_messages, it_sink_count,
+#     it_sink_wait N TIMEOUT, it_sink_grep ERE, it_sink_last,
+#     it_sink_by_msgid MSGID, it_sink_wait_msgid MSGID TIMEOUT,
+#     it_sink_message_body FILE [crlf], it_sink_header FILE NAME
+#   it_postconf KEY=VALUE..., it_postfix_start, it_postfix_stop,
+#     it_postfix_log, it_postfix_flush, it_postfix_queue_id_for MESSAGE-ID
+#   it_daemon_config FILE [PATH=VALUE...] [OVERLAY_TEXT],
+#     it_daemon_start CONFIG, it_daemon_stop, it_daemon_hup, it_daemon_usr1,
+#     it_daemon_alive, it_daemon_log (start returns 1 if it exits or never
+#     creates $IT_SOCK within 10 s; stop returns the exit status)
+#   it_swaks ARGS..., it_swaks_saw TEXT, it_swaks_saw_re ERE,
+#     it_swaks_reply_to VERB, it_swaks_tls_version, it_swaks_queue_id
+#   it_events_query PYEXPR, it_event_field PYEXPR FIELD.PATH,
+#     it_events_grep ERE, it_events_dump
+#   it_ok LABEL, it_fail LABEL [DETAIL], it_skip LABEL REASON,
+#     it_check LABEL CMD..., it_check_eq LABEL WANT GOT, it_summary
+#   it_wait_for TIMEOUT CMD...
+#
+# Every wait is bounded (count and seconds).  Only processes started here
+# are signalled, by their recorded PIDs.
+
+IT_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+IT_BUILD=${OUTPOLICY_BUILD:-$IT_SRC}
+IT_PY=/usr/bin/python3          # Debian's, which sees python3-* modules
+IT_PASS=0
+IT_FAILED=0
+IT_SKIPPED=0
+IT_SINK_PID=
+IT_DAEMON_PID=
+IT_POSTFIX_UP=0
+IT_SWAKS_N=0
+IT_SWAKS_OUT=
+IT_SWAKS_RC=
+IT_POSTCONF_EXTRA=()
+export IT_SRC IT_BUILD
+
+# ---------------------------------------------------------------- basics
+
+# it_log - print a harness message on stderr
+it_log()
+{
+    printf '[it] %s\n' "$*" >&2
+}
+
+# it_die - abort the test (cleanup runs from the EXIT trap)
+it_die()
+{
+    printf '[it] FATAL: %s\n' "$*" >&2
+    IT_FAILED=$((IT_FAILED + 1))
+    exit 2
+}
+
+# it_wait_for TIMEOUT CMD... - poll CMD every 0.1 s until it succeeds or
+# TIMEOUT seconds (at most TIMEOUT*10 tries) have passed
+it_wait_for()
+{
+    local timeout=$1 tries
+    shift
+    tries=$((timeout * 10))
+    while [ "$tries" -gt 0 ]; do
+        "$@" && return 0
+        sleep 0.1
+        tries=$((tries - 1))
+    done
+    "$@"
+}
+
+# it_port_free PORT - true when nothing listens on 127.0.0.1:PORT (TCP)
+it_port_free()
+{
+    [ -z "$(ss -ltnH "sport = :$1" 2>/dev/null)" ] &&
+        ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# it_pick_port VAR - set VAR to a free high TCP port not handed out before
+it_pick_port()
+{
+    local i p
+    for ((i = 0; i < 50; i++)); do
+        p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        case " ${IT_PORTS_USED:-} " in *" $p "*) continue ;; esac
+        if it_port_free "$p"; then
+            IT_PORTS_USED="${IT_PORTS_USED:-} $p"
+            printf -v "$1" '%s' "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# it_require - the tools this harness runs; dies naming what is missing
+it_require()
+{
+    local c missing=""
+    [ "$(id -u)" -eq 0 ] || it_die "integration tests run as root (private Postfix)"
+    for c in postfix postconf postqueue smtp-sink swaks saslpasswd2 openssl ss "$IT_PY"; do
+        command -v "$c" >/dev/null 2>&1 || missing="$missing $c"
+    done
+    [ -z "$missing" ] || it_die "missing commands:$missing (see contrib/install-deps.sh)"
+    # swaks does STARTTLS only with Net::SSLeay (Debian: libnet-ssleay-perl)
+    perl -MNet::SSLeay -e 1 2>/dev/null ||
+        it_die "swaks cannot do TLS: install libnet-ssleay-perl"
+}
+
+# it_init NAME - scratch dir, ports, cleanup trap
+it_init()
+{
+    IT_NAME=${1:?it_init NAME}
+    it_require
+    IT_DIR=$(mktemp -d /tmp/outpolicy-it.XXXXXX) || it_die "mktemp failed"
+    chmod 755 "$IT_DIR"
+    mkdir -p "$IT_DIR/swaks"
+    IT_RUN=$IT_DIR/run
+    IT_SOCK=$IT_RUN/outpolicyd.sock
+    IT_PIDFILE=$IT_RUN/outpolicyd.pid
+    IT_EVENTS=$IT_DIR/events/events.json
+    mkdir -p "$IT_RUN" "$IT_DIR/events"
+    chown nobody:nogroup "$IT_RUN" "$IT_DIR/events"
+    it_pick_port IT_SMTP_PORT || it_die "no free port"
+    it_pick_port IT_SINK_PORT || it_die "no free port"
+    export IT_NAME IT_DIR IT_RUN IT_SOCK IT_PIDFILE IT_EVENTS
+    export IT_SMTP_PORT IT_SINK_PORT
+    trap it_cleanup EXIT
+    trap 'exit 130' INT TERM
+    it_log "$IT_NAME: dir $IT_DIR smtp $IT_SMTP_PORT sink $IT_SINK_PORT"
+}
+
+# it_cleanup - stop everything started here; keep $IT_DIR on failure
+it_cleanup()
+{
+    local rc=$?
+    trap - EXIT
+    [ -n "$IT_DAEMON_PID" ] && it_daemon_stop >/dev/null 2>&1
+    [ "$IT_POSTFIX_UP" = 1 ] && it_postfix_stop >/dev/null 2>&1
+    [ -n "$IT_SINK_PID" ] && it_sink_stop >/dev/null 2>&1
+    if [ -n "${IT_DIR:-}" ] && [ -d "$IT_DIR" ]; then
+        if [ "${IT_KEEP:-0}" = 1 ] || [ "$IT_FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then
+            it_log "kept $IT_DIR"
+        else
+            rm -rf "$IT_DIR"
+        fi
+    fi
+    exit "$rc"
+}
+
+# it_stop_pid PID TIMEOUT - SIGTERM a child we started, wait for its exit;
+# prints nothing, returns its exit status (or 124 after SIGKILL)
+it_stop_pid()
+{
+    local pid=$1 timeout=$2
+    kill -TERM "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return $?; }
+    if ! it_wait_for "$timeout" it_pid_gone "$pid"; then
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        return 124
+    fi
+    wait "$pid" 2>/dev/null
+}
+
+# it_pid_gone PID - true when PID has exited (zombies count as gone)
+it_pid_gone()
+{
+    local st
+    [ -r "/proc/$1/stat" ] || return 0
+    st=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)
+    [ -z "$st" ] || [ "$st" = Z ] || [ "$st" = X ]
+}
+
+# ---------------------------------------------------------------- results
+
+# it_diag - last lines of the daemon and Postfix logs, on stderr
+it_diag()
+{
+    {
+        if [ -s "$IT_DIR/outpolicyd.log" ]; then
+            echo "    --- outpolicyd.log (last 8 lines)"
+            tail -n 8 "$IT_DIR/outpolicyd.log" | sed 's/^/    | /'
+        fi
+        if [ -s "$IT_DIR/postfix/maillog" ]; then
+            echo "    --- postfix maillog (last 8 lines)"
+            tail -n 8 "$IT_DIR/postfix/maillog" | sed 's/^/    | /'
+        fi
+        if [ -n "$IT_SWAKS_OUT" ] && [ -s "$IT_SWAKS_OUT" ]; then
+            echo "    --- last swaks transcript: $IT_SWAKS_OUT (rc $IT_SWAKS_RC)"
+            grep -E '^ *(<-|<\*\*|\*\*\*)' "$IT_SWAKS_OUT" | tail -n 6 | sed 's/^/    | /'
+        fi
+    } >&2
+}
+
+it_ok()
+{
+    IT_PASS=$((IT_PASS + 1))
+    printf 'ok   - %s\n' "$1"
+}
+
+# it_fail LABEL [DETAIL] - count a failure; the first IT_DIAG_MAX (5)
+# failures also print the tails of the logs
+it_fail()
+{
+    IT_FAILED=$((IT_FAILED + 1))
+    printf 'FAIL - %s%s\n' "$1" "${2:+: $2}"
+    if [ "$IT_FAILED" -le "${IT_DIAG_MAX:-5}" ]; then
+        it_diag
+    elif [ "$IT_FAILED" -eq $((${IT_DIAG_MAX:-5} + 1)) ]; then
+        printf '    (no more log excerpts; see %s)\n' "$IT_DIR" >&2
+    fi
+}
+
+# it_skip LABEL REASON - neither a pass nor a failure
+it_skip()
+{
+    IT_SKIPPED=$((IT_SKIPPED + 1))
+    printf 'SKIP: %s: %s\n' "$1" "$2"
+}
+
+# it_check LABEL CMD... - pass when CMD succeeds
+it_check()
+{
+    local label=$1
+    shift
+    if "$@"; then
+        it_ok "$label"
+    else
+        it_fail "$label" "command failed: $*"
+    fi
+}
+
+# it_check_eq LABEL WANT GOT - pass when the two strings are equal
+it_check_eq()
+{
+    if [ "$2" = "$3" ]; then
+        it_ok "$1"
+    else
+        it_fail "$1" "want '$2', got '$3'"
+    fi
+}
+
+# it_summary - one line "N passed, N failed"; non-zero when any failed
+it_summary()
+{
+    printf '%d passed, %d failed\n' "$IT_PASS" "$IT_FAILED"
+    [ "$IT_FAILED" -eq 0 ]
+}
+
+# ---------------------------------------------------------------- TLS
+
+# it_tls_cert - self-signed RSA-2048 cert for mx.outpolicy.test
+it_tls_cert()
+{
+    mkdir -p "$IT_DIR/tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -sha256 \
+        -subj "/CN=mx.outpolicy.test" \
+        -addext "subjectAltName=DNS:mx.outpolicy.test" \
+        -keyout "$IT_DIR/tls/key.pem" -out "$IT_DIR/tls/cert.pem" \
+        >"$IT_DIR/tls/openssl.log" 2>&1 || it_die "openssl req failed"
+    chmod 600 "$IT_DIR/tls/key.pem"
+}
+
+# ---------------------------------------------------------------- sink
+#
+# smtp-sink -d writes one file per mail transaction: first its own records
+# (X-Client-Addr, X-Client-Proto, X-Helo-Args, X-Mail-Args, X-Rcpt-Args...),
+# then a three-line "Received: ... (smtp-sink) ..." header, then the message
+# as received (dot-unstuffed, LF line ends), then one empty line.
+
+it_sink_start()
+{
+    mkdir -p "$IT_DIR/sink"
+    chown nobody:nogroup "$IT_DIR/sink"
+    smtp-sink -u nobody -h sink.outpolicy.test \
+        -d "$IT_DIR/sink/%Y%m%d%H%M%S." \
+        "127.0.0.1:$IT_SINK_PORT" 64 >"$IT_DIR/sink.log" 2>&1 &
+    IT_SINK_PID=$!
+    it_wait_for 10 it_port_listening "$IT_SINK_PORT" ||
+        it_die "smtp-sink did not listen on $IT_SINK_PORT"
+}
+
+it_port_listening()
+{
+    [ -n "$(ss -ltnH "sport = :$1" 2>/dev/null)" ]
+}
+
+it_sink_stop()
+{
+    [ -n "$IT_SINK_PID" ] || return 0
+    it_stop_pid "$IT_SINK_PID" 10
+    IT_SINK_PID=
+}
+
+# it_sink_messages - complete dump files, oldest first (files that smtp-sink
+# still holds open are transactions in progress and are left out)
+it_sink_messages()
+{
+    local f open=""
+    [ -d "$IT_DIR/sink" ] || return 0
+    if [ -n "$IT_SINK_PID" ] && [ -d "/proc/$IT_SINK_PID/fd" ]; then
+        open=$(find "/proc/$IT_SINK_PID/fd" -mindepth 1 -printf '%l\n' 2>/dev/null)
+    fi
+    find "$IT_DIR/sink" -type f -printf '%T@ %p\n' | sort -n | cut -d' ' -f2- |
+        while IFS= read -r f; do
+            grep -qxF -- "$f" <<<"$open" || printf '%s\n' "$f"
+        done
+}
+
+it_sink_count()
+{
+    it_sink_messages | grep -c .
+}
+
+# it_sink_wait N TIMEOUT - wait until at least N messages arrived
+it_sink_wait()
+{
+    local n=$1
+    it_wait_for "$2" it_sink_has "$n"
+}
+
+it_sink_has()
+{
+    [ "$(it_sink_count)" -ge "$1" ]
+}
+
+# it_sink_last - the newest complete dump file
+it_sink_last()
+{
+    it_sink_messages | tail -n 1
+}
+
+# it_sink_grep ERE - dump files whose message contains a line matching ERE
+it_sink_grep()
+{
+    local f
+    it_sink_messages | while IFS= read -r f; do
+        it_sink_message_body "$f" | grep -qE -- "$1" && printf '%s\n' "$f"
+    done
+}
+
+# it_sink_by_msgid MESSAGE-ID - the dump file of the delivered message whose
+# Message-ID header equals MESSAGE-ID (with angle brackets); status 1 if none
+it_sink_by_msgid()
+{
+    local f
+    while IFS= read -r f; do
+        if [ "$(it_sink_header "$f" message-id | head -n 1)" = "$1" ]; then
+            printf '%s\n' "$f"
+            return 0
+        fi
+    done < <(it_sink_messages)
+    return 1
+}
+
+# it_sink_wait_msgid MESSAGE-ID TIMEOUT - wait until that message arrived
+it_sink_wait_msgid()
+{
+    it_wait_for "$2" it_sink_by_msgid "$1" >/dev/null
+}
+
+# it_sink_message_body FILE [crlf] - the message exactly as Postfix delivered
+# it, without smtp-sink's records and trailing empty line; "crlf" converts
+# line ends to CRLF (for verifiers that want wire form)
+it_sink_message_body()
+{
+    local f=${1:?file} mode=${2:-lf}
+    awk -v crlf="$([ "$mode" = crlf ] && echo 1 || echo 0)" '
+        BEGIN { state = 0; pending = 0 }
+        state == 0 && /^X-(Client-Addr|Client-Proto|Helo-Args|Mail-Args|Rcpt-Args): / { next }
+        state == 0 && /^Received: / { state = 1; rcv = 0; next }
+        state == 1 { rcv++; if (rcv == 2) state = 2; next }
+        {
+            if (pending) printf "%s%s", held, (crlf ? "\r\n" : "\n")
+            held = $0; pending = 1
+        }
+        END { if (state != 2) exit 3 }
+    ' "$f"
+}
+
+# it_sink_header FILE NAME - values of header field NAME in a delivered
+# message (unfolded, one per line)
+it_sink_header()
+{
+    it_sink_message_body "$1" | awk -v want="$2" '
+        BEGIN { want = tolower(want) }
+        /^$/ { exit }
+        /^[ \t]/ { if (cur) val = val $0; next }
+        { if (cur) print val; cur = 0
+          i = index($0, ":"); name = tolower(substr($0, 1, i - 1))
+          if (name == want) { cur = 1; val = substr($0, i + 1); sub(/^[ \t]+/, "", val) } }
+        END { if (cur) print val }'
+}
+
+# ---------------------------------------------------------------- Postfix
+
+# it_postconf KEY=VALUE... - extra main.cf lines for the next it_postfix_start
+# (applied with postconf -e after the base, so they override it)
+it_postconf()
+{
+    IT_POSTCONF_EXTRA+=("$@")
+}
+
+# it_postfix_main - write the instance's main.cf
+it_postfix_main()
+{
+    local pf=$IT_DIR/postfix
+    cat <<EOF
+# private outpolicy test instance ($IT_NAME)
+compatibility_level = 3.6
+queue_directory = $pf/queue
+data_directory = $pf/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mx.outpolicy.test
+mydomain = outpolicy.test
+myorigin = \$mydomain
+mydestination =
+local_recipient_maps =
+alias_maps =
+alias_database =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+relayhost = [127.0.0.1]:$IT_SINK_PORT
+smtp_dns_support_level = disabled
+smtpd_peername_lookup = no
+smtp_tls_security_level = none
+biff = no
+delay_warning_time = 0
+queue_run_delay = 5s
+minimal_backoff_time = 5s
+maximal_backoff_time = 10s
+maillog_file = $pf/maillog
+maillog_file_prefixes = /var, /dev/stdout, $pf
+smtpd_banner = \$myhostname ESMTP outpolicy-test
+smtpd_relay_restrictions = permit_mynetworks permit_sasl_authenticated reject_unauth_destination
+smtpd_milters = ${IT_MILTER:-}
+non_smtpd_milters =
+milter_default_action = tempfail
+milter_protocol = 6
+milter_connect_macros = j {daemon_name} {daemon_addr} {client_addr} {client_name}
+milter_helo_macros = {tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer}
+milter_mail_macros = i {auth_type} {auth_authen} {auth_author} {mail_addr} {tls_version} {cipher} {cipher_bits}
+milter_end_of_data_macros = i
+smtpd_tls_cert_file = $IT_DIR/tls/cert.pem
+smtpd_tls_key_file = $IT_DIR/tls/key.pem
+smtpd_tls_security_level = may
+smtpd_tls_loglevel = 1
+smtpd_tls_received_header = yes
+smtpd_tls_protocols = >=TLSv1
+smtpd_tls_mandatory_protocols = >=TLSv1
+smtpd_tls_ciphers = medium
+tls_medium_cipherlist = DEFAULT:@SECLEVEL=0
+smtpd_sasl_auth_enable = yes
+smtpd_sasl_type = cyrus
+smtpd_sasl_path = smtpd
+cyrus_sasl_config_path = $pf/etc/sasl
+smtpd_tls_auth_only = no
+smtpd_sasl_authenticated_header = yes
+EOF
+}
+
+# it_postfix_master - write master.cf: no chroot, smtpd on loopback only
+it_postfix_master()
+{
+    cat <<EOF
+# service type  private unpriv  chroot  wakeup  maxproc command
+127.0.0.1:$IT_SMTP_PORT inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+EOF
+}
+
+# it_sasl_setup - sasldb with alice@outpolicy.test / secret.  Debian's
+# Postfix ignores cyrus_sasl_config_path and reads $config_directory/sasl/
+# smtpd.conf; upstream reads cyrus_sasl_config_path: main.cf points that to
+# the same directory, so both find it.
+it_sasl_setup()
+{
+    local d=$IT_DIR/sasl conf=$IT_DIR/postfix/etc/sasl
+    mkdir -p "$d" "$conf"
+    cat >"$conf/smtpd.conf" <<EOF
+pwcheck_method: auxprop
+auxprop_plugin: sasldb
+sasldb_path: $d/sasldb2
+mech_list: PLAIN LOGIN
+EOF
+    echo secret | saslpasswd2 -p -c -f "$d/sasldb2" -u outpolicy.test alice ||
+        it_die "saslpasswd2 failed"
+    chown root:postfix "$d/sasldb2"
+    chmod 640 "$d/sasldb2"
+    chmod 755 "$d" "$conf"
+}
+
+# it_postfix_start - configure and start the private instance; the milter is
+# $IT_MILTER (empty = none), extra main.cf lines come from it_postconf and
+# $IT_POSTFIX_EXTRA (newline-separated KEY=VALUE)
+it_postfix_start()
+{
+    local pf=$IT_DIR/postfix kv
+    mkdir -p "$pf/etc" "$pf/queue" "$pf/data"
+    [ -f "$IT_DIR/tls/cert.pem" ] || it_tls_cert
+    [ -f "$IT_DIR/sasl/sasldb2" ] || it_sasl_setup
+    it_postfix_main >"$pf/etc/main.cf"
+    it_postfix_master >"$pf/etc/master.cf"
+    for kv in "${IT_POSTCONF_EXTRA[@]}"; do
+        postconf -c "$pf/etc" -e "$kv" || it_die "postconf -e '$kv' failed"
+    done
+    if [ -n "${IT_POSTFIX_EXTRA:-}" ]; then
+        while IFS= read -r kv; do
+            [ -n "$kv" ] || continue
+            postconf -c "$pf/etc" -e "$kv" || it_die "postconf -e '$kv' failed"
+        done <<<"$IT_POSTFIX_EXTRA"
+    fi
+    touch "$pf/maillog"
+    postfix -c "$pf/etc" set-permissions >"$pf/set-permissions.log" 2>&1 ||
+        it_die "postfix set-permissions failed: $(tail -n 3 "$pf/set-permissions.log")"
+    postfix -c "$pf/etc" check >"$pf/check.log" 2>&1 ||
+        it_die "postfix check failed: $(tail -n 3 "$pf/check.log")"
+    postfix -c "$pf/etc" start >"$pf/start.log" 2>&1 ||
+        it_die "postfix start failed: $(tail -n 3 "$pf/start.log")"
+    IT_POSTFIX_UP=1
+    it_wait_for 20 it_port_listening "$IT_SMTP_PORT" ||
+        it_die "postfix smtpd not listening on $IT_SMTP_PORT"
+}
+
+# it_postfix_master_pid - PID of the instance's master, empty if none
+it_postfix_master_pid()
+{
+    local f=$IT_DIR/postfix/queue/pid/master.pid pid
+    [ -r "$f" ] || return 1
+    pid=$(tr -d ' \n' <"$f")
+    [ -n "$pid" ] && [ -d "/proc/$pid" ] && echo "$pid"
+}
+
+it_postfix_stop()
+{
+    local pf=$IT_DIR/postfix pid
+    [ "$IT_POSTFIX_UP" = 1 ] || return 0
+    pid=$(it_postfix_master_pid)
+    postfix -c "$pf/etc" stop >/dev/null 2>&1
+    if [ -n "$pid" ] && ! it_wait_for 15 it_pid_gone "$pid"; then
+        it_log "postfix master $pid still running after stop"
+        return 1
+    fi
+    IT_POSTFIX_UP=0
+}
+
+it_postfix_log()
+{
+    cat "$IT_DIR/postfix/maillog" 2>/dev/null
+}
+
+# it_postfix_flush - ask the queue manager to retry deferred mail now
+it_postfix_flush()
+{
+    postqueue -c "$IT_DIR/postfix/etc" -f
+}
+
+# it_postfix_queue_id_for MESSAGE-ID - queue ID that cleanup logged for a
+# Message-ID (with or without angle brackets)
+it_postfix_queue_id_for()
+{
+    local mid=${1#<}
+    mid=${mid%>}
+    it_postfix_log | awk -v want="message-id=<$mid>" '
+        $0 ~ /postfix\/cleanup\[/ && index($0, want) {
+            for (i = 1; i <= NF; i++) if ($i ~ /^[0-9A-F]+:$/) { sub(/:$/, "", $i); print $i; exit }
+        }'
+}
+
+# ---------------------------------------------------------------- outpolicyd
+#
+# it_daemon_config FILE [PATH=VALUE...] [OVERLAY_TEXT]
+#
+# Writes a complete libconfig file.  The base settings below run in this
+# harness; each PATH=VALUE argument (no spaces around "=") replaces a base
+# setting or adds one: PATH is "key" (top level) or "section.key", VALUE is
+# libconfig text, so strings carry their quotes:
+#     mode='"monitor"'  outbound.internal_hosts='[ "127.0.0.2/32" ]'
+# A new section.key creates that section; an empty VALUE ("PATH=") leaves
+# the setting out (to test a default).  Any other argument is appended
+# verbatim after the sections (for whole new sections, comments, or a
+# deliberately broken line).  Settings are written one per line, so a
+# setting's line number can be found with grep -n.
+
+IT_CFG_BASE=(
+    'mode="enforce"'
+    'on_error="tempfail"'
+    'daemon.socket=@SOCKET@'
+    'daemon.socket_mode="0660"'
+    'daemon.socket_group="postfix"'
+    'daemon.user="nobody"'
+    'daemon.group="nogroup"'
+    'daemon.pidfile=@PIDFILE@'
+    'daemon.log_level=2'
+    'daemon.shutdown_timeout=5'
+    'outbound.internal_hosts=[ "127.0.0.0/8" ]'
+    'outbound.authenticated=true'
+    'submission_tls.min_version="TLSv1.2"'
+    'submission_tls.action="reject"'
+    'submission_tls.exempt_hosts=[ ]'
+    'tls_required.strip=true'
+    'tls_required.keep_for_senders=[ ]'
+    'events.file=@EVENTS@'
+    'events.syslog=false'
+    'events.on_error="accept"'
+)
+
+it_daemon_config()
+{
+    local file=${1:?it_daemon_config FILE}
+    shift
+    local -a keys=() vals=() overlay=()
+    local arg k v i found sec cur
+    for arg in "${IT_CFG_BASE[@]}" "$@"; do
+        if [[ $arg =~ ^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?= ]]; then
+            k=${arg%%=*}
+            v=${arg#*=}
+            v=${v//@SOCKET@/\"unix:$IT_SOCK\"}
+            v=${v//@PIDFILE@/\"$IT_PIDFILE\"}
+            v=${v//@EVENTS@/\"$IT_EVENTS\"}
+            found=0
+            for i in "${!keys[@]}"; do
+                if [ "${keys[$i]}" = "$k" ]; then
+                    vals[i]=$v
+                    found=1
+                fi
+            done
+            if [ "$found" = 0 ]; then
+                keys+=("$k")
+                vals+=("$v")
+            fi
+        else
+            overlay+=("$arg")
+        fi
+    done
+    {
+        echo "# outpolicyd test config ($IT_NAME), written by it_daemon_config"
+        for i in "${!keys[@]}"; do
+            [[ ${keys[$i]} == *.* ]] || [ -z "${vals[$i]}" ] ||
+                echo "${keys[$i]} = ${vals[$i]};"
+        done
+        cur=
+        for sec in "${keys[@]}"; do
+            [[ $sec == *.* ]] || continue
+            sec=${sec%%.*}
+            case " $cur " in *" $sec "*) continue ;; esac
+            cur="$cur $sec"
+            echo "$sec = {"
+            for i in "${!keys[@]}"; do
+                [ "${keys[$i]%%.*}" = "$sec" ] && [[ ${keys[$i]} == *.* ]] &&
+                    [ -n "${vals[$i]}" ] && echo "    ${keys[$i]#*.} = ${vals[$i]};"
+            done
+            echo "};"
+        done
+        for arg in "${overlay[@]}"; do
+            printf '%s\n' "$arg"
+        done
+    } >"$file.tmp" && mv -f "$file.tmp" "$file"
+    chmod 644 "$file"
+}
+
+# it_daemon_start CONFIG - start outpolicyd in the foreground (background job)
+it_daemon_start()
+{
+    local conf=${1:?it_daemon_start CONFIG} bin=$IT_BUILD/milter/outpolicyd
+    [ -x "$bin" ] || it_die "no daemon binary at $bin (set OUTPOLICY_BUILD)"
+    [ -z "$IT_DAEMON_PID" ] || it_die "outpolicyd already started ($IT_DAEMON_PID)"
+    "$bin" -f -c "$conf" >>"$IT_DIR/outpolicyd.log" 2>&1 &
+    IT_DAEMON_PID=$!
+    it_wait_for 10 it_daemon_settled
+    if ! it_daemon_alive; then
+        wait "$IT_DAEMON_PID"
+        it_log "outpolicyd exited with status $? at start-up"
+        IT_DAEMON_PID=
+        it_diag
+        return 1
+    fi
+    if [ ! -S "$IT_SOCK" ]; then
+        it_log "outpolicyd did not create $IT_SOCK"
+        it_diag
+        return 1
+    fi
+}
+
+# it_daemon_settled - the socket exists, or the daemon has already exited
+it_daemon_settled()
+{
+    [ -S "$IT_SOCK" ] || ! it_daemon_alive
+}
+
+it_daemon_alive()
+{
+    [ -n "$IT_DAEMON_PID" ] && ! it_pid_gone "$IT_DAEMON_PID"
+}
+
+# it_daemon_stop - SIGTERM, wait (bounded), return the daemon's exit status
+it_daemon_stop()
+{
+    local rc
+    [ -n "$IT_DAEMON_PID" ] || return 0
+    it_stop_pid "$IT_DAEMON_PID" 20
+    rc=$?
+    IT_DAEMON_PID=
+    return "$rc"
+}
+
+it_daemon_hup()
+{
+    kill -HUP "${IT_DAEMON_PID:?no daemon}"
+}
+
+it_daemon_usr1()
+{
+    kill -USR1 "${IT_DAEMON_PID:?no daemon}"
+}
+
+it_daemon_log()
+{
+    cat "$IT_DIR/outpolicyd.log" 2>/dev/null
+}
+
+# ---------------------------------------------------------------- swaks
+
+# it_swaks ARGS... - one SMTP transaction against the private Postfix.
+# Defaults (overridable, swaks keeps the last value given): --server/--port,
+# --timeout 30, --helo client.outpolicy.test, --from sender@outpolicy.test,
+# --to rcpt@remote.test.  Sets IT_SWAKS_OUT (transcript) and IT_SWAKS_RC;
+# returns swaks' status.
+it_swaks()
+{
+    IT_SWAKS_N=$((IT_SWAKS_N + 1))
+    IT_SWAKS_OUT=$IT_DIR/swaks/$(printf '%03d' "$IT_SWAKS_N").txt
+    swaks --server 127.0.0.1 --port "$IT_SMTP_PORT" --timeout 30 \
+        --helo client.outpolicy.test --from sender@outpolicy.test \
+        --to rcpt@remote.test "$@" >"$IT_SWAKS_OUT" 2>&1
+    IT_SWAKS_RC=$?
+    return "$IT_SWAKS_RC"
+}
+
+# it_swaks_saw TEXT - the last transcript contains TEXT (fixed string)
+it_swaks_saw()
+{
+    grep -qF -- "$1" "$IT_SWAKS_OUT"
+}
+
+# it_swaks_saw_re ERE - the last transcript has a line matching ERE
+it_swaks_saw_re()
+{
+    grep -qE -- "$1" "$IT_SWAKS_OUT"
+}
+
+# it_swaks_reply_to VERB - the server's (last) reply line to the last
+# client command starting with VERB (e.g. "MAIL FROM", "RCPT TO", ".")
+it_swaks_reply_to()
+{
+    awk -v verb="$1" '
+        /^ *(->|~>) / { cmd = $0; sub(/^ *(->|~>) /, "", cmd)
+                        want = (substr(cmd, 1, length(verb)) == verb); next }
+        want && /^ *(<-|<~|<\*\*|<~\*) / { line = $0; sub(/^ *[<~*-]+ +/, "", line); last = line
+                                          if (line !~ /^[0-9][0-9][0-9]-/) want = 0 }
+        END { if (last != "") print last; else exit 1 }' "$IT_SWAKS_OUT"
+}
+
+# it_swaks_tls_version - protocol swaks negotiated ("TLSv1.3"...), empty if none
+it_swaks_tls_version()
+{
+    sed -n 's/^=== TLS started with cipher \(TLSv[0-9.]*\):.*/\1/p' "$IT_SWAKS_OUT" | tail -n 1
+}
+
+# it_swaks_queue_id - queue ID from the last "250 ... queued as ID" reply
+it_swaks_queue_id()
+{
+    sed -n 's/^ *<[-~] *250 .*queued as \([0-9A-Za-z]*\).*/\1/p' "$IT_SWAKS_OUT" | tail -n 1
+}
+
+# ---------------------------------------------------------------- events
+
+# it_events_query PYEXPR - number of events e (a dict) for which PYEXPR is
+# true; g(e, "a.b.c") reads a nested field (None when missing)
+it_events_query()
+{
+    it_events_py count "$1"
+}
+
+# it_event_field PYEXPR PATH - PATH of the last event matching PYEXPR;
+# strings print raw, other values as JSON; status 1 when no event matches
+it_event_field()
+{
+    it_events_py field "$1" "$2"
+}
+
+# it_events_grep ERE - raw event lines matching ERE
+it_events_grep()
+{
+    grep -E -- "$1" "$IT_EVENTS" 2>/dev/null
+}
+
+# it_events_dump - the events file, one event per line
+it_events_dump()
+{
+    cat "$IT_EVENTS" 2>/dev/null
+}
+
+it_events_py()
+{
+    "$IT_PY" - "$IT_EVENTS" "$@" <<'EOF'
+import json, sys
+
+path, op, expr = sys.argv[1], sys.argv[2], sys.argv[3]
+
+
+def g(e, dotted):
+    for part in dotted.split("."):
+        if not isinstance(e, dict) or part not in e:
+            return None
+        e = e[part]
+    return e
+
+
+events = []
+try:
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    events.append(json.loads(line))
+                except ValueError as err:
+                    sys.stderr.write("events line %d is not JSON: %s\n" % (n, err))
+                    sys.exit(2)
+except FileNotFoundError:
+    pass
+code = compile(expr, "<expr>", "eval")
+
+
+def ok(e):
+    try:
+        return bool(eval(code, {"g": g, "e": e}))
+    except (KeyError, TypeError, IndexError, AttributeError):
+        return False
+
+
+hits = [e for e in events if ok(e)]
+if op == "count":
+    print(len(hits))
+else:
+    if not hits:
+        sys.exit(1)
+    v = g(hits[-1], sys.argv[4])
+    print(v if isinstance(v, str) else json.dumps(v))
+EOF
+}
