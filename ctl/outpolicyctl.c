@@ -1,8 +1,6 @@
 /*
- * ctl/outpolicyctl.c - outpolicy's admin tool.
- *
- * Commands:
- *   check-config [FILE]   validate a configuration, as outpolicyd -n does
+ * ctl/outpolicyctl.c - outpolicy's admin tool: command dispatch and
+ * check-config.
  * Licence: BSD-2-Clause.
  */
 #include "config.h"
@@ -11,9 +9,8 @@
 #include <string.h>
 #include <sysexits.h>
 
+#include "ctl/ctl.h"
 #include "policy/policy.h"
-
-#define DEFAULT_CONF "/etc/outpolicy/outpolicy.conf"
 
 static void
 usage(FILE *out)
@@ -21,16 +18,34 @@ usage(FILE *out)
     fprintf(out,
         "usage: outpolicyctl COMMAND [ARGS]\n"
         "commands:\n"
-        "  check-config [FILE]   validate FILE (default %s);\n"
-        "                        exit 0 when valid, 1 when not\n"
-        "  version               print the version\n", DEFAULT_CONF);
+        "  check-config [FILE]    validate FILE (default %s);\n"
+        "                         exit 0 when valid, 1 when not\n"
+        "  keygen --domain D --selector S [--algorithm rsa|ed25519]\n"
+        "         [--bits N] [--out FILE]\n"
+        "                         write a DKIM private key (mode 0600) and\n"
+        "                         print the TXT record to publish\n"
+        "  dkim-sign (-c CONFIG | --key FILE --selector S --domain D\n"
+        "         [--algorithm rsa-sha256|ed25519-sha256]) [--timestamp T]\n"
+        "         [MESSAGE|-]     print the message with the signature(s)\n"
+        "                         the milter would add\n"
+        "  version                print the version\n", CTL_DEFAULT_CONF);
 }
 
-/* cmd_check_config - load and validate, print FILE:LINE on error */
-static int
-cmd_check_config(int argc, char **argv)
+/* hook_log - engine warnings (weak keys ...) to stderr */
+static void
+hook_log(void *arg, enum pol_prio prio, const char *line)
 {
-    const char *file = argc > 1 ? argv[1] : DEFAULT_CONF;
+    (void)arg;
+    if (prio <= POL_LOG_WARNING)
+        fprintf(stderr, "outpolicyctl: %s\n", line);
+}
+
+const struct pol_hooks ctl_hooks = { hook_log, NULL, NULL, NULL };
+
+int
+ctl_check_config(int argc, char **argv)
+{
+    const char *file = argc > 1 ? argv[1] : CTL_DEFAULT_CONF;
     struct pol_err err = { "" };
     struct pol_config *cfg;
 
@@ -38,7 +53,7 @@ cmd_check_config(int argc, char **argv)
         usage(stderr);
         return EX_USAGE;
     }
-    if ((cfg = pol_config_load(file, NULL, &err)) == NULL) {
+    if ((cfg = pol_config_load(file, &ctl_hooks, &err)) == NULL) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
@@ -50,17 +65,28 @@ cmd_check_config(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {
+        { "check-config", ctl_check_config },
+        { "keygen", ctl_keygen },
+        { "dkim-sign", ctl_dkim_sign },
+    };
+
     if (argc < 2) {
         usage(stderr);
         return EX_USAGE;
     }
-    if (strcmp(argv[1], "check-config") == 0)
-        return cmd_check_config(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+        if (strcmp(argv[1], cmds[i].name) == 0)
+            return cmds[i].fn(argc - 1, argv + 1);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "-V") == 0) {
         printf("outpolicyctl %s\n", PACKAGE_VERSION);
         return 0;
     }
-    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "-h") == 0) {
+    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "-h") == 0
+        || strcmp(argv[1], "--help") == 0) {
         usage(stdout);
         return 0;
     }

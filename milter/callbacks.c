@@ -117,18 +117,28 @@ mf_action(SMFICTX *ctx, const struct pol_verdict *v)
     }
 }
 
-/* mf_failed - a stage returned an error: apply on_error */
+/* mf_failed - a stage returned an error: malformed input is refused,
+ * anything else gets the configured on_error; the event records it */
 static sfsistat
-mf_failed(SMFICTX *ctx, struct mf_conn *c)
+mf_failed(SMFICTX *ctx, struct mf_conn *c, enum pol_status st)
 {
     const char *qid = macro(ctx, "i");
+    struct pol_verdict v = { .action = POL_REJECT, .check = "input" };
 
-    mf_log(LOG_ERR, qid, "error \"%s\" on_error=%s", pol_msg_error(c->msg),
-        pol_action_name(pol_msg_error_action(c->msg)));
-    if (pol_msg_error_action(c->msg) == POL_ACCEPT)
+    if (st != POL_EPERM) {
+        v.action = pol_msg_error_action(c->msg) == POL_ACCEPT ? POL_ACCEPT
+                                                              : POL_TEMPFAIL;
+        v.check = "error";
+    }
+    snprintf(v.reply, sizeof(v.reply), "%s", pol_msg_error(c->msg));
+    mf_log(st == POL_EPERM ? LOG_NOTICE : LOG_ERR, qid, "%s \"%s\" "
+        "action=%s", st == POL_EPERM ? "refused" : "error", v.reply,
+        pol_action_name(v.action));
+    pol_msg_finish(c->msg, &v);
+    if (v.action == POL_ACCEPT)
         return SMFIS_ACCEPT;
-    mf_reply(ctx, pol_msg_error(c->msg));
-    return SMFIS_TEMPFAIL;
+    mf_reply(ctx, v.reply);
+    return v.action == POL_REJECT ? SMFIS_REJECT : SMFIS_TEMPFAIL;
 }
 
 /* mf_log_verdict - one line per decided message */
@@ -147,10 +157,23 @@ mf_log_verdict(struct mf_conn *c, const char *qid, const struct pol_verdict *v,
         c->client.addr, v->reply);
 }
 
+/* conn_get - the session state, created at negotiation or connect */
+static struct mf_conn *
+conn_get(SMFICTX *ctx)
+{
+    struct mf_conn *c = smfi_getpriv(ctx);
+
+    if (c == NULL && (c = calloc(1, sizeof(*c))) != NULL) {
+        atomic_fetch_add(&sessions, 1);
+        smfi_setpriv(ctx, c);
+    }
+    return c;
+}
+
 static sfsistat
 mlfi_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *sa)
 {
-    struct mf_conn *c = calloc(1, sizeof(*c));
+    struct mf_conn *c = conn_get(ctx);
 
     if (c == NULL)
         return SMFIS_TEMPFAIL;
@@ -161,8 +184,6 @@ mlfi_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *sa)
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr,
             c->client.addr, sizeof(c->client.addr));
     copy(c->client.name, sizeof(c->client.name), hostname ? hostname : "");
-    atomic_fetch_add(&sessions, 1);
-    smfi_setpriv(ctx, c);
     return SMFIS_CONTINUE;
 }
 
@@ -212,6 +233,20 @@ strip_angles(const char *s, char *buf, size_t len)
     return buf;
 }
 
+/* mf_early - apply a verdict reached before end of message: a refusal in
+ * enforce mode ends the transaction now (with its event); anything else
+ * is logged and the message goes on */
+static sfsistat
+mf_early(SMFICTX *ctx, struct mf_conn *c, const char *qid,
+    struct pol_verdict *v)
+{
+    if (v->action < POL_TEMPFAIL || !pol_msg_enforced(c->msg))
+        return SMFIS_CONTINUE; /* logged once, at end of message */
+    pol_msg_finish(c->msg, v);
+    mf_log_verdict(c, qid, v, true);
+    return mf_action(ctx, v);
+}
+
 static sfsistat
 mlfi_envfrom(SMFICTX *ctx, char **argv)
 {
@@ -219,6 +254,7 @@ mlfi_envfrom(SMFICTX *ctx, char **argv)
     struct pol_config *cfg = mf_config_get();
     const char *qid = macro(ctx, "i");
     struct pol_verdict v;
+    enum pol_status st;
     char sender[1024];
 
     if (c == NULL || cfg == NULL) {
@@ -231,22 +267,15 @@ mlfi_envfrom(SMFICTX *ctx, char **argv)
     pol_config_unref(cfg);
     if (c->msg == NULL)
         return SMFIS_TEMPFAIL;
-    if (pol_msg_envfrom(c->msg, strip_angles(argv[0], sender,
-            sizeof(sender)), &v) != POL_OK)
-        return mf_failed(ctx, c);
+    st = pol_msg_envfrom(c->msg, strip_angles(argv[0], sender,
+        sizeof(sender)), &v);
+    if (st != POL_OK)
+        return mf_failed(ctx, c, st);
     if (!pol_msg_is_outbound(c->msg)) {
         mf_log(LOG_DEBUG, qid, "not outbound client=%s", c->client.addr);
         return SMFIS_ACCEPT; /* not ours: no further callbacks */
     }
-    if (v.action < POL_TEMPFAIL || !pol_msg_enforced(c->msg)) {
-        if (v.action != POL_ACCEPT)
-            mf_log_verdict(c, qid, &v, v.action == POL_WARN);
-        return SMFIS_CONTINUE;
-    }
-    mf_log_verdict(c, qid, &v, true);
-    if (pol_msg_finish_early(c->msg, &v) != POL_OK)
-        return mf_failed(ctx, c);
-    return mf_action(ctx, &v);
+    return mf_early(ctx, c, qid, &v);
 }
 
 static sfsistat
@@ -254,12 +283,15 @@ mlfi_envrcpt(SMFICTX *ctx, char **argv)
 {
     struct mf_conn *c = smfi_getpriv(ctx);
     char rcpt[1024];
+    enum pol_status st;
 
     if (c == NULL || c->msg == NULL)
         return SMFIS_TEMPFAIL;
-    if (pol_msg_rcpt(c->msg, strip_angles(argv[0], rcpt, sizeof(rcpt)))
-        != POL_OK)
-        return mf_failed(ctx, c);
+    st = pol_msg_rcpt(c->msg, strip_angles(argv[0], rcpt,
+        sizeof(rcpt)));
+
+    if (st != POL_OK)
+        return mf_failed(ctx, c, st);
     return SMFIS_CONTINUE;
 }
 
@@ -267,23 +299,39 @@ static sfsistat
 mlfi_header(SMFICTX *ctx, char *name, char *value)
 {
     struct mf_conn *c = smfi_getpriv(ctx);
+    enum pol_status st;
 
     if (c == NULL || c->msg == NULL)
         return SMFIS_TEMPFAIL;
-    if (pol_msg_header(c->msg, name, value) != POL_OK)
-        return mf_failed(ctx, c);
+    if ((st = pol_msg_header(c->msg, name, value)) != POL_OK)
+        return mf_failed(ctx, c, st);
     return SMFIS_CONTINUE;
+}
+
+static sfsistat
+mlfi_eoh(SMFICTX *ctx)
+{
+    struct mf_conn *c = smfi_getpriv(ctx);
+    struct pol_verdict v;
+    enum pol_status st;
+
+    if (c == NULL || c->msg == NULL)
+        return SMFIS_TEMPFAIL;
+    if ((st = pol_msg_eoh(c->msg, &v)) != POL_OK)
+        return mf_failed(ctx, c, st);
+    return mf_early(ctx, c, macro(ctx, "i"), &v);
 }
 
 static sfsistat
 mlfi_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 {
     struct mf_conn *c = smfi_getpriv(ctx);
+    enum pol_status st;
 
     if (c == NULL || c->msg == NULL)
         return SMFIS_TEMPFAIL;
-    if (pol_msg_body(c->msg, chunk, len) != POL_OK)
-        return mf_failed(ctx, c);
+    if ((st = pol_msg_body(c->msg, chunk, len)) != POL_OK)
+        return mf_failed(ctx, c, st);
     return SMFIS_CONTINUE;
 }
 
@@ -317,19 +365,21 @@ mlfi_eom(SMFICTX *ctx)
     struct mf_conn *c = smfi_getpriv(ctx);
     const char *qid = macro(ctx, "i");
     struct pol_verdict v;
+    enum pol_status ps;
     sfsistat st;
 
     if (c == NULL || c->msg == NULL)
         return SMFIS_TEMPFAIL;
     pol_msg_set_queue_id(c->msg, qid);
-    if (pol_msg_eom(c->msg, &v) != POL_OK)
-        st = mf_failed(ctx, c);
-    else if (apply_edits(ctx, pol_msg_edits(c->msg)) != 0) {
-        mf_log(LOG_ERR, qid, "error \"cannot apply header edits\"");
-        smfi_setreply(ctx, "451", "4.3.0", "cannot apply header edits");
-        st = SMFIS_TEMPFAIL;
-    } else {
+    if ((ps = pol_msg_eom(c->msg, &v)) != POL_OK)
+        st = mf_failed(ctx, c, ps);
+    else {
         bool enforced = pol_msg_enforced(c->msg) != 0;
+        if (enforced && v.action < POL_TEMPFAIL
+            && apply_edits(ctx, pol_msg_edits(c->msg)) != 0)
+            pol_verdict_set(&v, POL_TEMPFAIL, "milter",
+                "451 4.3.0 cannot apply header edits");
+        pol_msg_finish(c->msg, &v);
         mf_log_verdict(c, qid, &v, enforced);
         st = enforced ? mf_action(ctx, &v) : SMFIS_CONTINUE;
     }
@@ -369,10 +419,17 @@ mlfi_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
     unsigned long f2, unsigned long f3, unsigned long *pf0,
     unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
 {
+    struct mf_conn *c = conn_get(ctx);
+
     (void)f2, (void)f3;
+    if (c == NULL)
+        return SMFIS_TEMPFAIL;
     *pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE
                     | SMFIF_SETSYMLIST);
-    *pf1 = 0; /* every protocol step; header values without lead space */
+    /* every protocol step; header values with their leading space when
+     * the MTA can, so that c=simple header signatures hash what is sent */
+    *pf1 = f1 & SMFIP_HDR_LEADSPC;
+    c->client.hdr_leadspc = (f1 & SMFIP_HDR_LEADSPC) != 0;
     *pf2 = *pf3 = 0;
     if (f0 & SMFIF_SETSYMLIST) {
         smfi_setsymlist(ctx, SMFIM_HELO,
@@ -393,6 +450,7 @@ struct smfiDesc mf_desc = {
     .xxfi_envfrom = mlfi_envfrom,
     .xxfi_envrcpt = mlfi_envrcpt,
     .xxfi_header = mlfi_header,
+    .xxfi_eoh = mlfi_eoh,
     .xxfi_body = mlfi_body,
     .xxfi_eom = mlfi_eom,
     .xxfi_abort = mlfi_abort,

@@ -23,7 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sysexits.h>
 #include <syslog.h>
 #include <time.h>
@@ -33,7 +35,9 @@
 
 #include "mf.h"
 
+#ifndef DEFAULT_CONF
 #define DEFAULT_CONF "/etc/outpolicy/outpolicy.conf"
+#endif
 
 static struct {
     const char *conffile;
@@ -45,6 +49,7 @@ static int sig_pipe[2] = { -1, -1 };
 static uid_t run_uid = (uid_t)-1;
 static gid_t run_gid = (gid_t)-1;
 static char *pidfile_path;
+static char *socket_file; /* unix socket we created: removed on a fatal */
 
 /* mf_fatal - log and exit with a sysexits code */
 static void MF_PRINTF(2, 3)
@@ -59,6 +64,10 @@ mf_fatal(int code, const char *fmt, ...)
     mf_log(LOG_ERR, NULL, "fatal: %s", line);
     if (!opt.foreground && !opt.check_only)
         fprintf(stderr, "outpolicyd: %s\n", line);
+    if (socket_file != NULL)
+        unlink(socket_file);
+    if (pidfile_path != NULL)
+        unlink(pidfile_path);
     exit(code);
 }
 
@@ -91,10 +100,13 @@ mf_parse_args(int argc, char **argv)
         case 'n':
             opt.check_only = true;
             break;
-        case 'V':
-            printf("outpolicyd %s (libmilter %u)\n", PACKAGE_VERSION,
-                SMFI_VERSION);
+        case 'V': {
+            unsigned int maj = 0, min = 0, pl = 0;
+            smfi_version(&maj, &min, &pl);
+            printf("outpolicyd %s (libmilter %u.%u.%u)\n", PACKAGE_VERSION,
+                maj, min, pl);
             exit(0);
+        }
         case 'h':
             usage(stdout);
             exit(0);
@@ -151,6 +163,26 @@ socket_path(const char *spec)
     return NULL;
 }
 
+/* refuse_live_socket - another daemon answers on path: do not steal it */
+static void
+refuse_live_socket(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd;
+
+    if (strlen(path) >= sizeof(sa.sun_path))
+        mf_fatal(EX_CONFIG, "daemon.socket: path too long: %s", path);
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+        return;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+        close(fd);
+        mf_fatal(EX_UNAVAILABLE, "another process is listening on %s "
+            "(is outpolicyd already running?)", path);
+    }
+    close(fd);
+}
+
 /* setup_socket - register with libmilter, bind, set mode and group */
 static void
 setup_socket(const struct pol_daemon_settings *d)
@@ -160,6 +192,8 @@ setup_socket(const struct pol_daemon_settings *d)
     mode_t old;
     int r;
 
+    if (path != NULL)
+        refuse_live_socket(path);
     if (smfi_register(mf_desc) != MI_SUCCESS)
         mf_fatal(EX_SOFTWARE, "smfi_register failed");
     if (smfi_setconn((char *)d->socket) != MI_SUCCESS)
@@ -173,6 +207,7 @@ setup_socket(const struct pol_daemon_settings *d)
             "missing or not writable?)", d->socket);
     if (path == NULL)
         return;
+    socket_file = strdup(path);
     if (*d->socket_group != '\0') {
         struct group *gr = getgrnam(d->socket_group);
         if (gr == NULL)
@@ -184,7 +219,9 @@ setup_socket(const struct pol_daemon_settings *d)
         mf_fatal(EX_OSERR, "chmod %s: %s", path, strerror(errno));
     if ((run_uid != (uid_t)-1 || gid != (gid_t)-1)
         && chown(path, run_uid, gid) != 0)
-        mf_fatal(EX_OSERR, "chown %s: %s", path, strerror(errno));
+        mf_fatal(EX_OSERR, "chown %s to group %s: %s (start as root, or "
+            "set daemon.socket_group to a group this user is in)", path,
+            d->socket_group, strerror(errno));
 }
 
 /* write_pidfile - our pid, owned by the run user so it can be removed */
@@ -392,9 +429,14 @@ main(int argc, char **argv)
     struct pol_err err = { "" };
     struct pol_config *cfg;
     const struct pol_daemon_settings *d;
+    char *abs_conf = NULL;
 
     mf_parse_args(argc, argv);
     mf_log_init("outpolicyd", LOG_MAIL, true);
+    /* daemonizing changes to /, and SIGHUP must find the same file */
+    if (opt.conffile[0] != '/' && (abs_conf = realpath(opt.conffile, NULL))
+        != NULL)
+        opt.conffile = abs_conf;
     if ((cfg = pol_config_load(opt.conffile, &mf_hooks, &err)) == NULL) {
         if (opt.check_only) {
             fprintf(stderr, "%s\n", err.msg);

@@ -84,7 +84,9 @@ pol_addrlist_add(struct pol_addrlist **l, const char *spec, char *why,
         snprintf(why, whylen, "\"%s\" is not an IP address", host);
         return -1;
     }
-    max = family == AF_INET ? 32 : 128;
+    /* the prefix counts bits of the address as written: a v4-mapped v6
+     * block "::ffff:10.0.0.0/104" is the v4 block 10.0.0.0/8 */
+    max = strchr(host, ':') != NULL ? 128 : 32;
     prefix = max;
     if (slash != NULL) {
         char *end;
@@ -95,8 +97,14 @@ pol_addrlist_add(struct pol_addrlist **l, const char *spec, char *why,
             return -1;
         }
         prefix = (int)p;
-        if (strchr(host, ':') != NULL && family == AF_INET)
-            prefix = prefix >= 96 ? prefix - 96 : 0;
+    }
+    if (max == 128 && family == AF_INET) {
+        if (prefix < 96) {
+            snprintf(why, whylen, "\"%s\": a v4-mapped block needs a "
+                "prefix of at least 96", spec);
+            return -1;
+        }
+        prefix -= 96;
     }
     {
         unsigned char masked[16];

@@ -9,6 +9,7 @@
  * Licence: BSD-2-Clause.
  */
 #include <ctype.h>
+#include <libgen.h>
 #include <errno.h>
 #include <libconfig.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "keys.h"
 
 #define FIELD(cfg, p, type) ((type *)((char *)(cfg) + (p)->off))
 
@@ -24,9 +26,8 @@
  * settings that libconfig cannot place in a file (read from a string) */
 static __thread const char *cf_name;
 
-/* cf_error - "FILE:LINE: option 'path': message" */
-static void POL_PRINTF(4, 5)
-cf_error(struct pol_err *err, const config_setting_t *s, const char *path,
+void
+pol_cf_error(struct pol_err *err, const config_setting_t *s, const char *path,
     const char *fmt, ...)
 {
     char what[384];
@@ -80,13 +81,13 @@ check_tree(const config_setting_t *group, const char *prefix,
             name ? name : "?");
         if (config_setting_is_group(s)) {
             if (!is_section(path)) {
-                cf_error(err, s, path, "unknown section");
+                pol_cf_error(err, s, path, "unknown section");
                 return -1;
             }
             if (check_tree(s, path, err) < 0)
                 return -1;
         } else if (find_param(path) == NULL) {
-            cf_error(err, s, path, is_section(path)
+            pol_cf_error(err, s, path, is_section(path)
                     ? "is a section: write it as %s = { ... };"
                     : "unknown option%s", is_section(path) ? path : "");
             return -1;
@@ -141,6 +142,10 @@ check_socket(const char *v)
         if (end == rest || port < 1 || port > 65535 || errno != 0
             || (*end != '\0' && *end != '@') || (*end == '@' && !end[1]))
             return "an inet socket is \"inet:PORT@HOST\" with PORT 1..65535";
+        if (*end == '\0')
+            return "name the address to listen on, e.g. "
+                   "\"inet:8891@127.0.0.1\": without @HOST the milter "
+                   "would listen on every address";
         return NULL;
     }
     return "must be \"unix:/path\" or \"inet:PORT@HOST\"";
@@ -160,6 +165,18 @@ check_sender(const char *v)
     return true;
 }
 
+/* check_hdrname - printable ASCII without ':' or space (RFC 5322 2.2) */
+static bool
+check_hdrname(const char *v)
+{
+    if (*v == '\0' || strlen(v) > 76)
+        return false;
+    for (; *v; v++)
+        if (*v <= 32 || *v >= 127 || *v == ':')
+            return false;
+    return true;
+}
+
 /* add_list_item - one element of an address or sender list */
 static int
 add_list_item(const struct cf_param *p, struct pol_config *cfg,
@@ -170,23 +187,28 @@ add_list_item(const struct cf_param *p, struct pol_config *cfg,
     if (p->type == CF_ADDRLIST) {
         if (pol_addrlist_add(FIELD(cfg, p, struct pol_addrlist *), v, why,
                 sizeof(why)) < 0) {
-            cf_error(err, s, p->path, "%s", why);
+            pol_cf_error(err, s, p->path, "%s", why);
             return -1;
         }
         return 0;
     }
     struct pol_strlist *l = FIELD(cfg, p, struct pol_strlist);
     char **nv;
-    if (!check_sender(v)) {
-        cf_error(err, s, p->path,
+    if (p->type == CF_SENDERLIST && !check_sender(v)) {
+        pol_cf_error(err, s, p->path,
             "\"%s\" is not \"user@domain\" or \"@domain\"", v);
+        return -1;
+    }
+    if (p->type == CF_HDRLIST && !check_hdrname(v)) {
+        pol_cf_error(err, s, p->path, "\"%s\" is not a header field name",
+            v);
         return -1;
     }
     if ((nv = realloc(l->v, (l->n + 2) * sizeof(*nv))) == NULL
         || (nv[l->n] = strdup(v)) == NULL) {
         if (nv != NULL)
             l->v = nv;
-        cf_error(err, s, p->path, "out of memory");
+        pol_cf_error(err, s, p->path, "out of memory");
         return -1;
     }
     l->v = nv;
@@ -200,7 +222,7 @@ set_list(const struct cf_param *p, struct pol_config *cfg,
     const config_setting_t *s, struct pol_err *err)
 {
     if (s == NULL) { /* default: comma-separated */
-        char buf[256], *tok, *save = NULL;
+        char buf[1024], *tok, *save = NULL;
         snprintf(buf, sizeof(buf), "%s", p->def);
         for (tok = strtok_r(buf, ",", &save); tok;
              tok = strtok_r(NULL, ",", &save))
@@ -209,7 +231,7 @@ set_list(const struct cf_param *p, struct pol_config *cfg,
         return 0;
     }
     if (!config_setting_is_aggregate(s) || config_setting_is_group(s)) {
-        cf_error(err, s, p->path, "must be a list of strings, e.g. "
+        pol_cf_error(err, s, p->path, "must be a list of strings, e.g. "
             "[ \"192.0.2.0/24\" ]");
         return -1;
     }
@@ -217,7 +239,7 @@ set_list(const struct cf_param *p, struct pol_config *cfg,
         const config_setting_t *e = config_setting_get_elem(s, i);
         const char *v = config_setting_get_string(e);
         if (v == NULL) {
-            cf_error(err, e, p->path, "element %d is not a string", i + 1);
+            pol_cf_error(err, e, p->path, "element %d is not a string", i + 1);
             return -1;
         }
         if (add_list_item(p, cfg, v, e, err) < 0)
@@ -240,12 +262,12 @@ set_string_like(const struct cf_param *p, struct pol_config *cfg,
         if (lookup_enum(p->names, v, FIELD(cfg, p, int)) == 0)
             return 0;
         enum_choices(p->names, choices, sizeof(choices));
-        cf_error(err, s, p->path, "\"%s\" is not one of %s", v, choices);
+        pol_cf_error(err, s, p->path, "\"%s\" is not one of %s", v, choices);
         return -1;
     case CF_OCTAL:
         mode = strtol(v, &end, 8);
         if (*v == '\0' || *end != '\0' || mode < 0 || mode > p->max) {
-            cf_error(err, s, p->path,
+            pol_cf_error(err, s, p->path,
                 "\"%s\" is not an octal mode like \"0660\"", v);
             return -1;
         }
@@ -253,13 +275,13 @@ set_string_like(const struct cf_param *p, struct pol_config *cfg,
         return 0;
     case CF_SOCKET:
         if ((why = check_socket(v)) != NULL) {
-            cf_error(err, s, p->path, "\"%s\": %s", v, why);
+            pol_cf_error(err, s, p->path, "\"%s\": %s", v, why);
             return -1;
         }
         break;
     case CF_PATH:
         if (*v != '\0' && *v != '/') {
-            cf_error(err, s, p->path, "\"%s\" is not an absolute path", v);
+            pol_cf_error(err, s, p->path, "\"%s\" is not an absolute path", v);
             return -1;
         }
         break;
@@ -267,7 +289,7 @@ set_string_like(const struct cf_param *p, struct pol_config *cfg,
         break;
     }
     if ((*FIELD(cfg, p, char *) = strdup(v)) == NULL) {
-        cf_error(err, s, p->path, "out of memory");
+        pol_cf_error(err, s, p->path, "out of memory");
         return -1;
     }
     return 0;
@@ -282,8 +304,11 @@ set_param(const struct cf_param *p, struct pol_config *cfg,
     long long n;
 
     switch (p->type) {
+    case CF_CUSTOM:
+        return p->parse(s, cfg, err);
     case CF_ADDRLIST:
     case CF_SENDERLIST:
+    case CF_HDRLIST:
         return set_list(p, cfg, s, err);
     case CF_INT:
         if (s == NULL)
@@ -292,11 +317,11 @@ set_param(const struct cf_param *p, struct pol_config *cfg,
             || config_setting_type(s) == CONFIG_TYPE_INT64)
             n = config_setting_get_int64(s);
         else {
-            cf_error(err, s, p->path, "must be an integer");
+            pol_cf_error(err, s, p->path, "must be an integer");
             return -1;
         }
         if (n < p->min || n > p->max) {
-            cf_error(err, s, p->path, "%lld is out of range %ld..%ld", n,
+            pol_cf_error(err, s, p->path, "%lld is out of range %ld..%ld", n,
                 p->min, p->max);
             return -1;
         }
@@ -308,7 +333,7 @@ set_param(const struct cf_param *p, struct pol_config *cfg,
         else if (config_setting_type(s) == CONFIG_TYPE_BOOL)
             *FIELD(cfg, p, bool) = config_setting_get_bool(s) != 0;
         else {
-            cf_error(err, s, p->path, "must be true or false");
+            pol_cf_error(err, s, p->path, "must be true or false");
             return -1;
         }
         return 0;
@@ -316,7 +341,7 @@ set_param(const struct cf_param *p, struct pol_config *cfg,
         if (s == NULL)
             v = p->def;
         else if ((v = config_setting_get_string(s)) == NULL) {
-            cf_error(err, s, p->path, "must be a string (in quotes)");
+            pol_cf_error(err, s, p->path, "must be a string (in quotes)");
             return -1;
         }
         return set_string_like(p, cfg, v, s, err);
@@ -338,12 +363,31 @@ free_fields(struct pol_config *cfg)
             pol_addrlist_free(*FIELD(cfg, p, struct pol_addrlist *));
             break;
         case CF_SENDERLIST:
+        case CF_HDRLIST:
             pol_strlist_clear(FIELD(cfg, p, struct pol_strlist));
             break;
         default:
             break;
         }
     }
+    pol_dkim_unconfigure(cfg);
+    pol_keys_free(&cfg->keys);
+}
+
+/* check_semantics - rules that involve more than one option */
+static int
+check_semantics(struct pol_config *cfg, config_t *lc, struct pol_err *err)
+{
+    bool from = false;
+
+    for (size_t i = 0; i < cfg->dkim.sign_headers.n; i++)
+        from = from || strcasecmp(cfg->dkim.sign_headers.v[i], "from") == 0;
+    if (!from) {
+        pol_cf_error(err, config_lookup(lc, "dkim.sign_headers"),
+            "dkim.sign_headers", "must include \"From\" (RFC 6376 5.4)");
+        return -1;
+    }
+    return 0;
 }
 
 /* build - apply the schema to a parsed file */
@@ -367,6 +411,8 @@ build(config_t *lc, const char *name, const struct pol_hooks *hooks,
     for (const struct cf_param *p = pol_cf_schema; p->path; p++)
         if (set_param(p, cfg, config_lookup(lc, p->path), err) < 0)
             goto fail;
+    if (check_semantics(cfg, lc, err) < 0 || pol_dkim_setup(cfg, err) < 0)
+        goto fail;
     cfg->daemon_view = (struct pol_daemon_settings){
         cfg->daemon.socket, (unsigned)cfg->daemon.socket_mode,
         cfg->daemon.socket_group, cfg->daemon.user, cfg->daemon.group,
@@ -409,10 +455,14 @@ pol_config_load(const char *file, const struct pol_hooks *hooks,
     struct pol_err *err)
 {
     struct pol_config *cfg = NULL;
+    char dir[4096];
     config_t lc;
 
     err->msg[0] = '\0';
     config_init(&lc);
+    /* relative @include paths are relative to the including file */
+    snprintf(dir, sizeof(dir), "%s", file);
+    config_set_include_dir(&lc, dirname(dir));
     if (config_read_file(&lc, file) != CONFIG_TRUE)
         syntax_error(&lc, file, err);
     else
@@ -444,6 +494,13 @@ enum pol_status
 pol_config_activate(struct pol_config *cfg, struct pol_err *err)
 {
     return pol_events_open(cfg->sink, err);
+}
+
+void
+pol_config_quiet(struct pol_config *cfg)
+{
+    pol_events_free(cfg->sink);
+    cfg->sink = pol_events_new(NULL, false, POL_ACCEPT);
 }
 
 enum pol_status

@@ -7,6 +7,7 @@
 #include <syslog.h>
 
 #include "config.h"
+#include "keys.h"
 
 static const struct cf_enum mode_names[] = {
     { "enforce", POL_MODE_ENFORCE }, { "monitor", POL_MODE_MONITOR },
@@ -36,30 +37,66 @@ static const struct cf_enum facility_names[] = {
     { "local6", LOG_LOCAL6 }, { "local7", LOG_LOCAL7 }, { NULL, 0 },
 };
 
+static const struct cf_enum no_key_names[] = {
+    { "accept", POL_ACCEPT }, { "warn", POL_WARN }, { "reject", POL_REJECT },
+    { NULL, 0 },
+};
+
+static const struct cf_enum bad_from_names[] = {
+    { "reject", POL_REJECT }, { "tempfail", POL_TEMPFAIL }, { NULL, 0 },
+};
+
+static const struct cf_enum multi_from_names[] = {
+    { "reject", POL_REJECT }, { "sign", POL_ACCEPT }, { NULL, 0 },
+};
+
+static const struct cf_enum canon_names[] = {
+    { "relaxed/relaxed", 0 }, { "relaxed/simple", 1 },
+    { "simple/relaxed", 2 }, { "simple/simple", 3 }, { NULL, 0 },
+};
+
+#define DKIM_SIGN_HEADERS "from,reply-to,subject,date,to,cc,in-reply-to," \
+    "references,message-id,mime-version,content-type," \
+    "content-transfer-encoding,content-id,content-description,sender," \
+    "resent-date,resent-from,resent-sender,resent-to,resent-cc," \
+    "list-id,list-help,list-unsubscribe,list-unsubscribe-post," \
+    "list-subscribe,list-post,list-owner,list-archive,feedback-id"
+#define DKIM_OVERSIGN "from,to,cc,subject,date,message-id,reply-to"
+
 /* clang-format off */
 const struct cf_param pol_cf_schema[] = {
  /* path                            type           default                              min  max   field */
-  { "mode",                         CF_ENUM,       "enforce",                           0, 0,    CF_FIELD(mode), mode_names },
-  { "on_error",                     CF_ENUM,       "tempfail",                          0, 0,    CF_FIELD(on_error), on_error_names },
-  { "daemon.socket",                CF_SOCKET,     "unix:/run/outpolicy/outpolicyd.sock", 0, 0,  CF_FIELD(daemon.socket), NULL },
-  { "daemon.socket_mode",           CF_OCTAL,      "0660",                              0, 0777, CF_FIELD(daemon.socket_mode), NULL },
-  { "daemon.socket_group",          CF_STR,        "postfix",                           0, 0,    CF_FIELD(daemon.socket_group), NULL },
-  { "daemon.user",                  CF_STR,        "",                                  0, 0,    CF_FIELD(daemon.user), NULL },
-  { "daemon.group",                 CF_STR,        "",                                  0, 0,    CF_FIELD(daemon.group), NULL },
-  { "daemon.pidfile",               CF_PATH,       "/run/outpolicy/outpolicyd.pid",     0, 0,    CF_FIELD(daemon.pidfile), NULL },
-  { "daemon.log_level",             CF_INT,        "1",                                 0, 3,    CF_FIELD(daemon.log_level), NULL },
-  { "daemon.syslog_facility",       CF_ENUM,       "mail",                              0, 0,    CF_FIELD(daemon.syslog_facility), facility_names },
-  { "daemon.shutdown_timeout",      CF_INT,        "30",                                0, 3600, CF_FIELD(daemon.shutdown_timeout), NULL },
-  { "outbound.internal_hosts",      CF_ADDRLIST,   "127.0.0.0/8,::1/128",               0, 0,    CF_FIELD(outbound.internal_hosts), NULL },
-  { "outbound.authenticated",       CF_BOOL,       "true",                              0, 0,    CF_FIELD(outbound.authenticated), NULL },
-  { "submission_tls.min_version",   CF_ENUM,       "TLSv1.2",                           0, 0,    CF_FIELD(submission_tls.min_version), tls_version_names },
-  { "submission_tls.action",        CF_ENUM,       "reject",                            0, 0,    CF_FIELD(submission_tls.action), tls_action_names },
-  { "submission_tls.exempt_hosts",  CF_ADDRLIST,   "",                                  0, 0,    CF_FIELD(submission_tls.exempt_hosts), NULL },
-  { "tls_required.strip",           CF_BOOL,       "true",                              0, 0,    CF_FIELD(tls_required.strip), NULL },
-  { "tls_required.keep_for_senders", CF_SENDERLIST, "",                                 0, 0,    CF_FIELD(tls_required.keep_for_senders), NULL },
-  { "events.file",                  CF_PATH,       "/var/log/outpolicy/events.json",    0, 0,    CF_FIELD(events.file), NULL },
-  { "events.syslog",                CF_BOOL,       "false",                             0, 0,    CF_FIELD(events.syslog), NULL },
-  { "events.on_error",              CF_ENUM,       "accept",                            0, 0,    CF_FIELD(events.on_error), on_error_names },
-  { NULL, 0, NULL, 0, 0, 0, NULL },
+  { "mode",                         CF_ENUM,       "enforce",                           0, 0,    CF_FIELD(mode), mode_names, NULL },
+  { "on_error",                     CF_ENUM,       "tempfail",                          0, 0,    CF_FIELD(on_error), on_error_names, NULL },
+  { "daemon.socket",                CF_SOCKET,     "unix:/run/outpolicy/outpolicyd.sock", 0, 0,  CF_FIELD(daemon.socket), NULL, NULL },
+  { "daemon.socket_mode",           CF_OCTAL,      "0660",                              0, 0777, CF_FIELD(daemon.socket_mode), NULL, NULL },
+  { "daemon.socket_group",          CF_STR,        "postfix",                           0, 0,    CF_FIELD(daemon.socket_group), NULL, NULL },
+  { "daemon.user",                  CF_STR,        "",                                  0, 0,    CF_FIELD(daemon.user), NULL, NULL },
+  { "daemon.group",                 CF_STR,        "",                                  0, 0,    CF_FIELD(daemon.group), NULL, NULL },
+  { "daemon.pidfile",               CF_PATH,       "/run/outpolicy/outpolicyd.pid",     0, 0,    CF_FIELD(daemon.pidfile), NULL, NULL },
+  { "daemon.log_level",             CF_INT,        "1",                                 0, 3,    CF_FIELD(daemon.log_level), NULL, NULL },
+  { "daemon.syslog_facility",       CF_ENUM,       "mail",                              0, 0,    CF_FIELD(daemon.syslog_facility), facility_names, NULL },
+  { "daemon.shutdown_timeout",      CF_INT,        "30",                                0, 3600, CF_FIELD(daemon.shutdown_timeout), NULL, NULL },
+  { "outbound.internal_hosts",      CF_ADDRLIST,   "127.0.0.0/8,::1/128",               0, 0,    CF_FIELD(outbound.internal_hosts), NULL, NULL },
+  { "outbound.authenticated",       CF_BOOL,       "true",                              0, 0,    CF_FIELD(outbound.authenticated), NULL, NULL },
+  { "submission_tls.min_version",   CF_ENUM,       "TLSv1.2",                           0, 0,    CF_FIELD(submission_tls.min_version), tls_version_names, NULL },
+  { "submission_tls.action",        CF_ENUM,       "reject",                            0, 0,    CF_FIELD(submission_tls.action), tls_action_names, NULL },
+  { "submission_tls.exempt_hosts",  CF_ADDRLIST,   "",                                  0, 0,    CF_FIELD(submission_tls.exempt_hosts), NULL, NULL },
+  { "tls_required.strip",           CF_BOOL,       "true",                              0, 0,    CF_FIELD(tls_required.strip), NULL, NULL },
+  { "tls_required.keep_for_senders", CF_SENDERLIST, "",                                 0, 0,    CF_FIELD(tls_required.keep_for_senders), NULL, NULL },
+  { "events.file",                  CF_PATH,       "/var/log/outpolicy/events.json",    0, 0,    CF_FIELD(events.file), NULL, NULL },
+  { "events.syslog",                CF_BOOL,       "false",                             0, 0,    CF_FIELD(events.syslog), NULL, NULL },
+  { "events.on_error",              CF_ENUM,       "accept",                            0, 0,    CF_FIELD(events.on_error), on_error_names, NULL },
+  { "keys",                         CF_CUSTOM,     NULL,                                0, 0,    0, NULL, pol_keys_parse },
+  { "dkim.enabled",                 CF_BOOL,       "true",                              0, 0,    CF_FIELD(dkim.enabled), NULL, NULL },
+  { "dkim.signing",                 CF_CUSTOM,     NULL,                                0, 0,    0, NULL, pol_dkim_parse_signing },
+  { "dkim.on_no_key",               CF_ENUM,       "warn",                              0, 0,    CF_FIELD(dkim.on_no_key), no_key_names, NULL },
+  { "dkim.on_bad_from",             CF_ENUM,       "reject",                            0, 0,    CF_FIELD(dkim.on_bad_from), bad_from_names, NULL },
+  { "dkim.on_multiple_from",        CF_ENUM,       "reject",                            0, 0,    CF_FIELD(dkim.on_multiple_from), multi_from_names, NULL },
+  { "dkim.canonicalization",        CF_ENUM,       "relaxed/relaxed",                   0, 0,    CF_FIELD(dkim.canon), canon_names, NULL },
+  { "dkim.sign_headers",            CF_HDRLIST,    DKIM_SIGN_HEADERS,                   0, 0,    CF_FIELD(dkim.sign_headers), NULL, NULL },
+  { "dkim.oversign_headers",        CF_HDRLIST,    DKIM_OVERSIGN,                       0, 0,    CF_FIELD(dkim.oversign_headers), NULL, NULL },
+  { "dkim.expire",                  CF_INT,        "0",                                 0, 31536000, CF_FIELD(dkim.expire), NULL, NULL },
+  { NULL, 0, NULL, 0, 0, 0, NULL, NULL },
 };
 /* clang-format on */

@@ -112,6 +112,8 @@ pol_events_write(const struct pol_config *cfg, const char *line, size_t len)
     ssize_t w = 0;
     int e = 0;
 
+    if (ev == NULL) /* pol_config_quiet() out of memory: no sink at all */
+        return POL_OK;
     if (ev->to_syslog && hooks->event_syslog != NULL)
         hooks->event_syslog(hooks->arg, line);
     if (ev->file == NULL)

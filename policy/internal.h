@@ -96,6 +96,13 @@ enum pol_status pol_events_write(const struct pol_config *cfg,
 /* ---- the configuration (immutable once loaded) ---- */
 enum pol_tls_min { POL_TLS_MIN_NONE = 0 };
 
+struct pol_key;
+struct pol_dkim_rule;
+struct pol_keytable {
+    struct pol_key *v;
+    size_t n;
+};
+
 struct pol_config {
     atomic_int refcnt;
     char *file;
@@ -133,6 +140,21 @@ struct pol_config {
         bool syslog;
         int on_error;
     } events;
+    struct pol_keytable keys;
+    struct {
+        bool enabled;
+        struct pol_dkim_rule *rules;
+        size_t nrules;
+        int on_no_key;        /* accept / warn / reject */
+        int on_bad_from;      /* reject / tempfail */
+        int on_multiple_from; /* reject / accept (= sign the first) */
+        int canon;            /* header = canon / 2, body = canon % 2;
+                               * 0 = relaxed, 1 = simple */
+        struct pol_strlist sign_headers;
+        struct pol_strlist oversign_headers;
+        int expire;           /* x= seconds after t=; 0 = none */
+        void *lib;            /* DKIM_LIB *, built by pol_dkim_setup */
+    } dkim;
 
     struct pol_events *sink; /* runtime: opened by pol_config_activate */
     struct pol_daemon_settings daemon_view;
@@ -144,9 +166,6 @@ void pol_log(const struct pol_config *cfg, enum pol_prio prio,
 time_t pol_now(const struct pol_config *cfg);
 
 /* ---- verdicts ---- */
-/** Raise v to action (never lowers it); reply is printf-formatted. */
-void pol_verdict_set(struct pol_verdict *v, enum pol_action action,
-    const char *check, const char *fmt, ...) POL_PRINTF(4, 5);
 void pol_verdict_init(struct pol_verdict *v);
 
 #endif

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "keys.h"
 #include "msg.h"
 
 #define MSG_MAX_VALUE 998 /* longest header value we keep */
@@ -47,10 +48,13 @@ pol_msg_new(struct pol_config *cfg, const struct pol_client *client,
     m->auth_user = dup(m, auth_user, 256);
     m->queue_id = dup(m, queue_id, 64);
     m->sender = "";
+    m->stage = "mail";
     m->message_id = "";
     m->tls_required = "absent";
     m->rcpt_tail = &m->rcpts;
     m->edit_tail = &m->edits;
+    m->hdr_tail = &m->hdrs;
+    m->dkim_result = "none";
     if (m->auth_user == NULL || m->queue_id == NULL) {
         pol_arena_free(a);
         return NULL;
@@ -65,6 +69,7 @@ pol_msg_free(struct pol_msg *m)
 {
     if (m == NULL)
         return;
+    pol_dkim_free(m);
     pol_config_unref(m->cfg);
     pol_arena_free(m->arena);
 }
@@ -89,6 +94,15 @@ enum pol_action
 pol_msg_error_action(const struct pol_msg *m)
 {
     return (enum pol_action)m->cfg->on_error;
+}
+
+void
+pol_msg_set_outbound(struct pol_msg *m, const char *sender)
+{
+    const char *s = dup(m, sender, 1024);
+
+    m->sender = s != NULL ? s : "";
+    m->outbound = true;
 }
 
 int
@@ -162,10 +176,78 @@ header_from(struct pol_msg *m, const char *value)
     return POL_OK;
 }
 
+/* tag_value - value of tag t= in a DKIM tag list, whitespace removed */
+static const char *
+tag_value(struct pol_msg *m, const char *list, const char *tag)
+{
+    size_t tl = strlen(tag);
+
+    for (const char *p = list; p != NULL && *p; ) {
+        p += strspn(p, " \t\r\n;");
+        if (strncasecmp(p, tag, tl) == 0) {
+            const char *q = p + tl;
+            q += strspn(q, " \t\r\n");
+            if (*q == '=') {
+                char buf[256];
+                size_t n = 0;
+                for (q++; *q && *q != ';' && n + 1 < sizeof(buf); q++)
+                    if (!strchr(" \t\r\n", *q))
+                        buf[n++] = *q;
+                buf[n] = '\0';
+                return pol_arena_strdup(m->arena, buf);
+            }
+        }
+        p = strchr(p, ';');
+    }
+    return NULL;
+}
+
+/* keep_header - store "Name: value" for the signers (bounded) */
+static enum pol_status
+keep_header(struct pol_msg *m, const char *name, const char *value)
+{
+    size_t nl = strlen(name), vl = strlen(value);
+    struct pol_hdr *h;
+    char *line;
+
+    if (m->hdr_bytes + nl + vl + 2 > MSG_MAX_HEADER_BYTES) {
+        pol_msg_seterr(m, "552 5.3.4 Message header block over %d bytes; "
+            "not signed", MSG_MAX_HEADER_BYTES);
+        return POL_EPERM;
+    }
+    if ((h = pol_arena_alloc(m->arena, sizeof(*h))) == NULL
+        || (line = pol_arena_alloc(m->arena, nl + vl + 3)) == NULL) {
+        pol_msg_seterr(m, "451 4.3.0 out of memory");
+        return POL_ETEMP;
+    }
+    /* With SMFIP_HDR_LEADSPC the value carries its own leading space. */
+    h->len = (size_t)sprintf(line, "%s:%s%s", name,
+        m->client.hdr_leadspc ? "" : " ", value);
+    h->line = line;
+    m->hdr_bytes += h->len;
+    *m->hdr_tail = h;
+    m->hdr_tail = &h->next;
+    return POL_OK;
+}
+
 enum pol_status
 pol_msg_header(struct pol_msg *m, const char *name, const char *value)
 {
+    enum pol_status st;
+
     m->header_count++;
+    if (m->cfg->dkim.enabled && m->cfg->dkim.lib != NULL
+        && (st = keep_header(m, name, value)) != POL_OK)
+        return st;
+    if (strcasecmp(name, "DKIM-Signature") == 0
+        && m->nexisting < MSG_MAX_EXISTING) {
+        const char *d = tag_value(m, value, "d"), *s = tag_value(m, value,
+            "s");
+        if (d != NULL && s != NULL) {
+            m->existing[m->nexisting].d = d;
+            m->existing[m->nexisting++].s = s;
+        }
+    }
     if (strcasecmp(name, "From") == 0)
         return header_from(m, value);
     if (strcasecmp(name, "TLS-Required") == 0)
@@ -181,10 +263,24 @@ pol_msg_header(struct pol_msg *m, const char *name, const char *value)
 }
 
 enum pol_status
+pol_msg_eoh(struct pol_msg *m, struct pol_verdict *v)
+{
+    enum pol_status st;
+
+    *v = m->verdict;
+    m->stage = "eoh";
+    if (!m->outbound)
+        return POL_OK;
+    if ((st = pol_dkim_eoh(m, v)) != POL_OK)
+        return st;
+    m->verdict = *v;
+    return POL_OK;
+}
+
+enum pol_status
 pol_msg_body(struct pol_msg *m, const unsigned char *chunk, size_t len)
 {
-    (void)m, (void)chunk, (void)len; /* body hashes plug in here */
-    return POL_OK;
+    return pol_dkim_body(m, chunk, len);
 }
 
 enum pol_status
@@ -220,14 +316,24 @@ pol_msg_eom(struct pol_msg *m, struct pol_verdict *v)
     *v = m->verdict;
     if (!m->outbound)
         return POL_OK;
-    if ((st = pol_engine_run(m, POL_AT_EOM, v)) != POL_OK)
+    m->stage = "eom";
+    if ((st = pol_engine_run(m, POL_AT_EOM, v)) != POL_OK
+        || (st = pol_dkim_eom(m)) != POL_OK)
         return st;
     m->verdict = *v;
-    return pol_report_submission(m, v, "eom");
+    return POL_OK;
 }
 
 enum pol_status
-pol_msg_finish_early(struct pol_msg *m, const struct pol_verdict *v)
+pol_msg_finish(struct pol_msg *m, struct pol_verdict *v)
 {
-    return pol_report_submission(m, v, "mail");
+    if (!m->outbound)
+        return POL_OK;
+    if (pol_report_submission(m, v, m->stage) == POL_OK)
+        return POL_OK;
+    /* events.on_error = tempfail: a message we cannot record is deferred
+     * (never accepted, and a refusal stays a refusal) */
+    pol_verdict_set(v, POL_TEMPFAIL, "events", "%s", pol_msg_error(m));
+    m->verdict = *v;
+    return POL_OK;
 }

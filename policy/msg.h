@@ -9,6 +9,16 @@
 #include "internal.h"
 
 #define MSG_MAX_FROM 16 /* From: addresses kept for events and alignment */
+#define MSG_MAX_HEADER_BYTES (1024 * 1024) /* header block kept for signing */
+#define MSG_MAX_EXISTING 16 /* existing DKIM-Signature d=/s= remembered */
+#define MSG_MAX_SIGNERS 4   /* == POL_DKIM_MAX_KEYS */
+
+/** A header field as signed: "Name: value" (folding as the MTA gave it). */
+struct pol_hdr {
+    const char *line;
+    size_t len;
+    struct pol_hdr *next;
+};
 
 struct pol_rcpt {
     const char *addr;
@@ -32,9 +42,21 @@ struct pol_msg {
     int tls_required_fields;
     const char *tls_required; /* "absent" / "removed" / "kept" */
     size_t header_count;
+    struct pol_hdr *hdrs, **hdr_tail; /* kept only when DKIM may sign */
+    size_t hdr_bytes;
+    struct {
+        const char *d, *s;
+    } existing[MSG_MAX_EXISTING]; /* DKIM-Signatures already present */
+    int nexisting;
+    void *signers[MSG_MAX_SIGNERS]; /* DKIM * (dkim.c) */
+    const struct pol_key *signer_keys[MSG_MAX_SIGNERS];
+    int nsigners;
+    int signed_count;         /* signatures made at end of message */
+    const char *dkim_result;  /* signed / no_key / already_signed / ... */
     struct pol_edit *edits, **edit_tail;
     struct pol_verdict verdict; /* accumulated over the stages */
     bool event_written;
+    const char *stage;        /* last stage seen: mail / eoh / eom */
     char error[256];
 };
 

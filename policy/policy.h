@@ -96,6 +96,9 @@ enum pol_status pol_config_activate(struct pol_config *cfg,
 struct pol_config *pol_config_ref(struct pol_config *cfg);
 void pol_config_unref(struct pol_config *cfg);
 
+/** Turn the event sinks off (tools that must not write events). */
+void pol_config_quiet(struct pol_config *cfg);
+
 /** Reopen the event file (logrotate). */
 enum pol_status pol_config_reopen(struct pol_config *cfg, struct pol_err *err);
 
@@ -124,6 +127,9 @@ struct pol_client {
     char tls_version[32]; /* {tls_version}, e.g. "TLSv1.3"; "" = no TLS */
     char tls_cipher[128]; /* {cipher} */
     int tls_bits;         /* {cipher_bits} */
+    int hdr_leadspc;      /* header values keep their leading space (the
+                           * MTA agreed to SMFIP_HDR_LEADSPC); values we
+                           * add must then start with a space too */
 };
 
 struct pol_msg;
@@ -176,6 +182,12 @@ enum pol_status pol_msg_rcpt(struct pol_msg *m, const char *rcpt);
 enum pol_status pol_msg_header(struct pol_msg *m, const char *name,
     const char *value);
 
+/**
+ * End of headers: choose signing keys from From: and start the signers.
+ * v as for pol_msg_envfrom (a reject/tempfail here may be applied at once).
+ */
+enum pol_status pol_msg_eoh(struct pol_msg *m, struct pol_verdict *v);
+
 /** A chunk of the body (streamed; never buffered whole). */
 enum pol_status pol_msg_body(struct pol_msg *m, const unsigned char *chunk,
     size_t len);
@@ -184,8 +196,9 @@ enum pol_status pol_msg_body(struct pol_msg *m, const unsigned char *chunk,
 void pol_msg_set_queue_id(struct pol_msg *m, const char *queue_id);
 
 /**
- * End of message: run the end-of-message checks, write the event, and
- * prepare the header edits.  v is the final decision.
+ * End of message: run the end-of-message checks and prepare the header
+ * edits.  v is the decision; the glue applies the edits, then calls
+ * pol_msg_finish().
  */
 enum pol_status pol_msg_eom(struct pol_msg *m, struct pol_verdict *v);
 
@@ -193,11 +206,12 @@ enum pol_status pol_msg_eom(struct pol_msg *m, struct pol_verdict *v);
 const struct pol_edit *pol_msg_edits(const struct pol_msg *m);
 
 /**
- * Record the event of a message refused before end of message (the glue
- * calls this when it applies a reject/tempfail from pol_msg_envfrom).
+ * Record the message's event with the decision the glue is about to apply
+ * (after the edits at end of message, or a refusal at an earlier stage).
+ * When the event cannot be written and events.on_error is "tempfail", v is
+ * raised to a tempfail.  Writes at most one event per message.
  */
-enum pol_status pol_msg_finish_early(struct pol_msg *m,
-    const struct pol_verdict *v);
+enum pol_status pol_msg_finish(struct pol_msg *m, struct pol_verdict *v);
 
 /** Last error text on this message, an SMTP reply (borrowed). */
 const char *pol_msg_error(const struct pol_msg *m);
@@ -208,8 +222,29 @@ const char *pol_msg_error(const struct pol_msg *m);
  */
 enum pol_action pol_msg_error_action(const struct pol_msg *m);
 
+/**
+ * For tools (outpolicyctl dkim-sign): treat the message as outbound
+ * whatever its client, without the envelope-stage checks.
+ */
+void pol_msg_set_outbound(struct pol_msg *m, const char *sender);
+
+/** Key algorithms for pol_keygen. */
+enum { POL_KEYGEN_RSA = 0, POL_KEYGEN_ED25519 = 1 };
+
+/**
+ * Generate a DKIM key pair: the private key is written to file (created,
+ * mode 0600, must not exist), the TXT record to publish to txt.
+ */
+enum pol_status pol_keygen(int alg, int bits, const char *file, char *txt,
+    size_t len, struct pol_err *err);
+
 /* Helpers shared with the glue and tests. */
 const char *pol_action_name(enum pol_action a);
+
+/** Raise v to action (never lowers it); reply is printf-formatted. */
+void pol_verdict_set(struct pol_verdict *v, enum pol_action action,
+    const char *check, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /**
  * Split an SMTP reply "550 5.7.1 text" into its parts for smfi_setreply.

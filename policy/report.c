@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "keys.h"
 #include "msg.h"
 
 /* timestamp - RFC 3339 UTC with milliseconds */
@@ -73,6 +74,25 @@ put_tls(struct pol_json *j, const struct pol_msg *m)
     pol_json_obj_end(j);
 }
 
+/* put_dkim - signatures made (or why none) */
+static void
+put_dkim(struct pol_json *j, const struct pol_msg *m)
+{
+    pol_json_obj_begin(j, "dkim");
+    pol_json_str(j, "result", m->dkim_result);
+    pol_json_arr_begin(j, "signatures");
+    for (int i = 0; i < m->signed_count; i++) {
+        const struct pol_key *k = m->signer_keys[i];
+        pol_json_obj_begin(j, NULL);
+        pol_json_str(j, "domain", k->domain);
+        pol_json_str(j, "selector", k->selector);
+        pol_json_str(j, "algorithm", pol_alg_name(k->alg));
+        pol_json_obj_end(j);
+    }
+    pol_json_arr_end(j);
+    pol_json_obj_end(j);
+}
+
 /* put_outpolicy - our own fields */
 static void
 put_outpolicy(struct pol_json *j, const struct pol_msg *m,
@@ -97,6 +117,7 @@ put_outpolicy(struct pol_json *j, const struct pol_msg *m,
     pol_json_bool(j, "applied", cfg->mode == POL_MODE_ENFORCE);
     pol_json_obj_end(j);
     pol_json_str(j, "tls_required", m->tls_required);
+    put_dkim(j, m);
     pol_json_obj_end(j);
 }
 

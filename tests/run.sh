@@ -65,6 +65,9 @@ distcheck() {
     cd "$ROOT/release" && make -j"$(nproc)" distcheck
 }
 
+# test data written by others lives beside the project (never copied in)
+OUTPOLICY_SHARED=${OUTPOLICY_SHARED:-$(cd "$SRC/.." && pwd)/shared}
+export OUTPOLICY_SHARED
 mkdir -p "$LOGS"
 echo "outpolicy tests: build root $ROOT"
 if ! "$SRC/contrib/install-deps.sh" >"$LOGS/install-deps.log" 2>&1; then

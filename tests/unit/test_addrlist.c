@@ -21,6 +21,10 @@ static const struct {
     { "v4-mapped v6 client matches v4 entry", "127.0.0.0/8",
         "::ffff:127.0.0.7", true },
     { "v4 entry never matches v6 client", "0.0.0.0/0", "2001:db8::1", false },
+    { "v4-mapped block is the v4 block", "::ffff:10.0.0.0/104", "10.9.8.7",
+        true },
+    { "v4-mapped block excludes outside", "::ffff:10.0.0.0/104", "11.0.0.1",
+        false },
     { "empty client address never matches", "0.0.0.0/0", "", false },
     { "junk client address never matches", "0.0.0.0/0", "localhost", false },
 };
@@ -51,6 +55,7 @@ static const struct {
     { "host bits set", "192.0.2.1/24" },
     { "bad octet", "192.0.2.256" },
     { "short v4", "192.0.2" },
+    { "v4-mapped prefix under 96", "::ffff:10.0.0.0/64" },
 };
 
 START_TEST(test_bad)

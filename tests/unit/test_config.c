@@ -46,6 +46,8 @@ static const struct {
         "absolute path" },
     { "bad inet port", "daemon = { socket = \"inet:70000@127.0.0.1\"; };\n",
         "PORT 1..65535" },
+    { "inet without host", "daemon = { socket = \"inet:8891\"; };\n",
+        "without @HOST the milter would listen on every address" },
     { "bad octal mode", "daemon = { socket_mode = \"0999\"; };\n",
         "is not an octal mode" },
     { "relative pidfile", "daemon = { pidfile = \"run/x.pid\"; };\n",

@@ -123,6 +123,7 @@ run(struct pol_config *cfg, const char *tls, const char *sender,
         ck_assert_int_eq(pol_msg_header(m, hdrs[0], hdrs[1]), POL_OK);
     pol_msg_set_queue_id(m, "4ABCD1234");
     ck_assert_int_eq(pol_msg_eom(m, v), POL_OK);
+    ck_assert_int_eq(pol_msg_finish(m, v), POL_OK);
     return m;
 }
 
@@ -230,10 +231,37 @@ START_TEST(test_event_write_failure_tempfails)
     ck_assert_int_eq(pol_config_activate(cfg, &err), POL_OK);
     m = pol_msg_new(cfg, &cl, "", "Q");
     ck_assert_int_eq(pol_msg_envfrom(m, "a@example.com", &v), POL_OK);
-    ck_assert_int_eq(pol_msg_eom(m, &v), POL_ETEMP);
-    ck_assert_str_eq(pol_msg_error(m),
-        "451 4.3.0 cannot record the message event");
-    ck_assert_int_eq(pol_msg_error_action(m), POL_TEMPFAIL);
+    ck_assert_int_eq(pol_msg_eom(m, &v), POL_OK);
+    ck_assert_int_eq(v.action, POL_ACCEPT);
+    ck_assert_int_eq(pol_msg_finish(m, &v), POL_OK);
+    ck_assert_int_eq(v.action, POL_TEMPFAIL); /* never accepted unrecorded */
+    ck_assert_str_eq(v.check, "events");
+    ck_assert_str_eq(v.reply, "451 4.3.0 cannot record the message event");
+    pol_msg_free(m);
+    pol_config_unref(cfg);
+}
+END_TEST
+
+START_TEST(test_refusal_survives_event_failure)
+{
+    struct pol_err err;
+    struct pol_config *cfg = pol_config_load_string(
+        "events = { file = \"/dev/full\"; on_error = \"tempfail\"; };\n"
+        "on_error = \"accept\";\n"
+        "outbound = { internal_hosts = [ \"10.0.0.0/8\" ]; };\n",
+        "f.conf", NULL, &err);
+    struct pol_client cl = { .addr = "10.1.1.1" }; /* no TLS: refused */
+    struct pol_verdict v;
+    struct pol_msg *m;
+
+    ck_assert_msg(cfg != NULL, "%s", err.msg);
+    ck_assert_int_eq(pol_config_activate(cfg, &err), POL_OK);
+    m = pol_msg_new(cfg, &cl, "", "");
+    ck_assert_int_eq(pol_msg_envfrom(m, "a@example.com", &v), POL_OK);
+    ck_assert_int_eq(v.action, POL_REJECT);
+    ck_assert_int_eq(pol_msg_finish(m, &v), POL_OK);
+    ck_assert_int_eq(v.action, POL_REJECT);
+    ck_assert_ptr_nonnull(strstr(v.reply, "530 5.7.0"));
     pol_msg_free(m);
     pol_config_unref(cfg);
 }
@@ -252,6 +280,7 @@ suite_msg(void)
     tcase_add_test(tc, test_monitor_changes_nothing);
     tcase_add_test(tc, test_event_fields);
     tcase_add_test(tc, test_event_write_failure_tempfails);
+    tcase_add_test(tc, test_refusal_survives_event_failure);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -12,5 +12,6 @@ Suite *suite_tlsver(void);
 Suite *suite_json(void);
 Suite *suite_config(void);
 Suite *suite_msg(void);
+Suite *suite_dkim(void);
 
 #endif
