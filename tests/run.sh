@@ -66,7 +66,16 @@ distcheck() {
 }
 
 # test data written by others lives beside the project (never copied in)
-OUTPOLICY_SHARED=${OUTPOLICY_SHARED:-$(cd "$SRC/.." && pwd)/shared}
+if [ -z "${OUTPOLICY_SHARED:-}" ]; then
+    for d in "$SRC/../shared" /work/shared; do
+        [ -d "$d/testdata" ] && OUTPOLICY_SHARED=$(cd "$d" && pwd) && break
+    done
+fi
+if [ ! -d "${OUTPOLICY_SHARED:-/nonexistent}/testdata" ]; then
+    echo "FAIL: shared test data not found (../shared); set OUTPOLICY_SHARED"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
 export OUTPOLICY_SHARED
 mkdir -p "$LOGS"
 echo "outpolicy tests: build root $ROOT"
