@@ -12,6 +12,7 @@
 int ctl_check_config(int argc, char **argv);
 int ctl_keygen(int argc, char **argv);
 int ctl_dkim_sign(int argc, char **argv);
+int ctl_preflight(int argc, char **argv);
 
 /** Log hook printing engine warnings on stderr. */
 struct pol_hooks;

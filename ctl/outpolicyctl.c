@@ -28,6 +28,10 @@ usage(FILE *out)
         "         [--algorithm rsa-sha256|ed25519-sha256]) [--timestamp T]\n"
         "         [MESSAGE|-]     print the message with the signature(s)\n"
         "                         the milter would add\n"
+        "  preflight [-c CONFIG] --mail-from ADDR --from ADDR\n"
+        "                         SPF for every egress, alignment and the\n"
+        "                         predicted DMARC result, as JSON; exit 0\n"
+        "                         accept, 1 warn, 2 refuse\n"
         "  version                print the version\n", CTL_DEFAULT_CONF);
 }
 
@@ -72,6 +76,7 @@ main(int argc, char **argv)
         { "check-config", ctl_check_config },
         { "keygen", ctl_keygen },
         { "dkim-sign", ctl_dkim_sign },
+        { "preflight", ctl_preflight },
     };
 
     if (argc < 2) {

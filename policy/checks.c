@@ -8,9 +8,14 @@
 
 extern const struct pol_check pol_check_submission_tls;
 extern const struct pol_check pol_check_tls_required;
+extern const struct pol_check pol_check_spf;
+extern const struct pol_check pol_check_dmarc;
 
+/* in order: DMARC needs the SPF outcome of the same stage */
 const struct pol_check *const pol_checks[] = {
     &pol_check_submission_tls,
+    &pol_check_spf,
+    &pol_check_dmarc,
     &pol_check_tls_required,
     NULL,
 };

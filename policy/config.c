@@ -17,8 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <libpsl.h>
+
 #include "config.h"
+#include "dns.h"
 #include "keys.h"
+#include "spf.h"
 
 #define FIELD(cfg, p, type) ((type *)((char *)(cfg) + (p)->off))
 
@@ -177,6 +182,55 @@ check_hdrname(const char *v)
     return true;
 }
 
+/* check_nameserver - "IP" or "IP@PORT" */
+static bool
+check_nameserver(const char *v)
+{
+    char ip[64];
+    const char *at = strchr(v, '@');
+    size_t n = at ? (size_t)(at - v) : strlen(v);
+    unsigned char buf[16];
+    long port;
+    char *end;
+
+    if (n == 0 || n >= sizeof(ip))
+        return false;
+    memcpy(ip, v, n);
+    ip[n] = '\0';
+    if (inet_pton(AF_INET, ip, buf) != 1 && inet_pton(AF_INET6, ip, buf) != 1)
+        return false;
+    if (at == NULL)
+        return true;
+    port = strtol(at + 1, &end, 10);
+    return at[1] != '\0' && *end == '\0' && port >= 1 && port <= 65535;
+}
+
+/* check_list_value - the per-type rule for one list element, or NULL */
+static const char *
+check_list_value(enum cf_type t, const char *v)
+{
+    unsigned char buf[16];
+
+    switch (t) {
+    case CF_SENDERLIST:
+        return check_sender(v) ? NULL : "is not \"user@domain\" or \"@domain\"";
+    case CF_HDRLIST:
+        return check_hdrname(v) ? NULL : "is not a header field name";
+    case CF_NSLIST:
+        return check_nameserver(v) ? NULL
+            : "is not an IP address or IP@PORT, e.g. \"127.0.0.1@5353\"";
+    case CF_IPLIST:
+        return inet_pton(AF_INET, v, buf) == 1
+                || inet_pton(AF_INET6, v, buf) == 1
+            ? NULL : "is not an IP address";
+    case CF_DOMAINLIST:
+        return pol_domain_valid(v) && strchr(v, '.') ? NULL
+            : "is not a domain name";
+    default:
+        return NULL;
+    }
+}
+
 /* add_list_item - one element of an address or sender list */
 static int
 add_list_item(const struct cf_param *p, struct pol_config *cfg,
@@ -194,14 +248,9 @@ add_list_item(const struct cf_param *p, struct pol_config *cfg,
     }
     struct pol_strlist *l = FIELD(cfg, p, struct pol_strlist);
     char **nv;
-    if (p->type == CF_SENDERLIST && !check_sender(v)) {
-        pol_cf_error(err, s, p->path,
-            "\"%s\" is not \"user@domain\" or \"@domain\"", v);
-        return -1;
-    }
-    if (p->type == CF_HDRLIST && !check_hdrname(v)) {
-        pol_cf_error(err, s, p->path, "\"%s\" is not a header field name",
-            v);
+    const char *bad = check_list_value(p->type, v);
+    if (bad != NULL) {
+        pol_cf_error(err, s, p->path, "\"%s\" %s", v, bad);
         return -1;
     }
     if ((nv = realloc(l->v, (l->n + 2) * sizeof(*nv))) == NULL
@@ -309,6 +358,9 @@ set_param(const struct cf_param *p, struct pol_config *cfg,
     case CF_ADDRLIST:
     case CF_SENDERLIST:
     case CF_HDRLIST:
+    case CF_NSLIST:
+    case CF_IPLIST:
+    case CF_DOMAINLIST:
         return set_list(p, cfg, s, err);
     case CF_INT:
         if (s == NULL)
@@ -364,6 +416,9 @@ free_fields(struct pol_config *cfg)
             break;
         case CF_SENDERLIST:
         case CF_HDRLIST:
+        case CF_NSLIST:
+        case CF_IPLIST:
+        case CF_DOMAINLIST:
             pol_strlist_clear(FIELD(cfg, p, struct pol_strlist));
             break;
         default:
@@ -372,6 +427,10 @@ free_fields(struct pol_config *cfg)
     }
     pol_dkim_unconfigure(cfg);
     pol_keys_free(&cfg->keys);
+    pol_spf_free(cfg->spf.state);
+    pol_dns_free(cfg->dns.resolver);
+    if (cfg->dmarc.psl != NULL && cfg->dmarc.psl != psl_builtin())
+        psl_free(cfg->dmarc.psl);
 }
 
 /* check_semantics - rules that involve more than one option */
@@ -490,10 +549,34 @@ pol_config_load_string(const char *text, const char *name,
     return cfg;
 }
 
+/* start_runtime - resolver, libspf2 server, Public Suffix List */
+static enum pol_status
+start_runtime(struct pol_config *cfg, struct pol_err *err)
+{
+    if (cfg->dns.resolver != NULL)
+        return POL_OK;
+    cfg->dns.resolver = pol_dns_new(&cfg->dns.nameservers,
+        cfg->dns.timeout * 1000, cfg->dns.trust_anchor, err);
+    if (cfg->dns.resolver == NULL)
+        return POL_ETEMP;
+    if ((cfg->spf.state = pol_spf_new(cfg->dns.resolver, err)) == NULL)
+        return POL_ETEMP;
+    /* the system's list (package publicsuffix), else libpsl's built-in */
+    if ((cfg->dmarc.psl = psl_latest(NULL)) == NULL
+        && (cfg->dmarc.psl = (void *)psl_builtin()) == NULL) {
+        snprintf(err->msg, sizeof(err->msg), "dmarc: cannot load the "
+            "Public Suffix List (install the package publicsuffix)");
+        return POL_ETEMP;
+    }
+    return POL_OK;
+}
+
 enum pol_status
 pol_config_activate(struct pol_config *cfg, struct pol_err *err)
 {
-    return pol_events_open(cfg->sink, err);
+    enum pol_status st = start_runtime(cfg, err);
+
+    return st != POL_OK ? st : pol_events_open(cfg->sink, err);
 }
 
 void

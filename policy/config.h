@@ -22,6 +22,9 @@ enum cf_type {
     CF_ADDRLIST,   /* list of IP addresses / CIDR blocks */
     CF_SENDERLIST, /* list of "user@domain" / "@domain" */
     CF_HDRLIST,    /* list of header field names */
+    CF_NSLIST,     /* list of "IP" / "IP@PORT" name servers */
+    CF_IPLIST,     /* list of single IP addresses */
+    CF_DOMAINLIST, /* list of domain names */
     CF_CUSTOM,     /* parsed by cf_param.parse (lists of groups) */
 };
 

@@ -37,6 +37,12 @@ static const struct cf_enum facility_names[] = {
     { "local6", LOG_LOCAL6 }, { "local7", LOG_LOCAL7 }, { NULL, 0 },
 };
 
+static const struct cf_enum action_names[] = {
+    { "accept", POL_ACCEPT }, { "warn", POL_WARN },
+    { "quarantine", POL_QUARANTINE }, { "tempfail", POL_TEMPFAIL },
+    { "reject", POL_REJECT }, { NULL, 0 },
+};
+
 static const struct cf_enum no_key_names[] = {
     { "accept", POL_ACCEPT }, { "warn", POL_WARN }, { "reject", POL_REJECT },
     { NULL, 0 },
@@ -87,6 +93,23 @@ const struct cf_param pol_cf_schema[] = {
   { "events.file",                  CF_PATH,       "/var/log/outpolicy/events.json",    0, 0,    CF_FIELD(events.file), NULL, NULL },
   { "events.syslog",                CF_BOOL,       "false",                             0, 0,    CF_FIELD(events.syslog), NULL, NULL },
   { "events.on_error",              CF_ENUM,       "accept",                            0, 0,    CF_FIELD(events.on_error), on_error_names, NULL },
+  { "dns.nameservers",              CF_NSLIST,     "",                                  0, 0,    CF_FIELD(dns.nameservers), NULL, NULL },
+  { "dns.timeout",                  CF_INT,        "5",                                 1, 60,   CF_FIELD(dns.timeout), NULL, NULL },
+  { "dns.trust_anchor",             CF_PATH,       "",                                  0, 0,    CF_FIELD(dns.trust_anchor), NULL, NULL },
+  { "egress.ips",                   CF_IPLIST,     "",                                  0, 0,    CF_FIELD(egress.ips), NULL, NULL },
+  { "egress.spf_includes",          CF_DOMAINLIST, "",                                  0, 0,    CF_FIELD(egress.spf_includes), NULL, NULL },
+  { "egress.helo_name",             CF_STR,        "",                                  0, 0,    CF_FIELD(egress.helo_name), NULL, NULL },
+  { "spf.enabled",                  CF_BOOL,       "true",                              0, 0,    CF_FIELD(spf.enabled), NULL, NULL },
+  { "spf.on_pass",                  CF_ENUM,       "accept",                            0, 0,    CF_FIELD(spf.on[2]), action_names, NULL },
+  { "spf.on_fail",                  CF_ENUM,       "reject",                            0, 0,    CF_FIELD(spf.on[3]), action_names, NULL },
+  { "spf.on_softfail",              CF_ENUM,       "warn",                              0, 0,    CF_FIELD(spf.on[4]), action_names, NULL },
+  { "spf.on_neutral",               CF_ENUM,       "warn",                              0, 0,    CF_FIELD(spf.on[1]), action_names, NULL },
+  { "spf.on_none",                  CF_ENUM,       "warn",                              0, 0,    CF_FIELD(spf.on[0]), action_names, NULL },
+  { "spf.on_temperror",             CF_ENUM,       "tempfail",                          0, 0,    CF_FIELD(spf.on[5]), action_names, NULL },
+  { "spf.on_permerror",             CF_ENUM,       "reject",                            0, 0,    CF_FIELD(spf.on[6]), action_names, NULL },
+  { "dmarc.enabled",                CF_BOOL,       "true",                              0, 0,    CF_FIELD(dmarc.enabled), NULL, NULL },
+  { "dmarc.on_predicted_fail",      CF_ENUM,       "reject",                            0, 0,    CF_FIELD(dmarc.on_predicted_fail), action_names, NULL },
+  { "dmarc.on_temperror",           CF_ENUM,       "tempfail",                          0, 0,    CF_FIELD(dmarc.on_temperror), action_names, NULL },
   { "keys",                         CF_CUSTOM,     NULL,                                0, 0,    0, NULL, pol_keys_parse },
   { "dkim.enabled",                 CF_BOOL,       "true",                              0, 0,    CF_FIELD(dkim.enabled), NULL, NULL },
   { "dkim.signing",                 CF_CUSTOM,     NULL,                                0, 0,    0, NULL, pol_dkim_parse_signing },

@@ -98,6 +98,8 @@ enum pol_tls_min { POL_TLS_MIN_NONE = 0 };
 
 struct pol_key;
 struct pol_dkim_rule;
+struct pol_dns;
+struct pol_spf;
 struct pol_keytable {
     struct pol_key *v;
     size_t n;
@@ -140,6 +142,28 @@ struct pol_config {
         bool syslog;
         int on_error;
     } events;
+    struct {
+        struct pol_strlist nameservers;
+        int timeout;            /* seconds per query */
+        char *trust_anchor;
+        struct pol_dns *resolver; /* runtime, built at load */
+    } dns;
+    struct {
+        struct pol_strlist ips;          /* as receivers see us */
+        struct pol_strlist spf_includes; /* e.g. spf.mail.qq.com */
+        char *helo_name;                 /* our HELO, for the null sender */
+    } egress;
+    struct {
+        bool enabled;
+        int on[7];              /* action per enum pol_spf_result */
+        struct pol_spf *state;  /* runtime: libspf2 server + cache */
+    } spf;
+    struct {
+        bool enabled;
+        int on_predicted_fail;  /* for p=quarantine / p=reject */
+        int on_temperror;
+        void *psl;              /* psl_ctx_t * */
+    } dmarc;
     struct pol_keytable keys;
     struct {
         bool enabled;

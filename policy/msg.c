@@ -55,6 +55,9 @@ pol_msg_new(struct pol_config *cfg, const struct pol_client *client,
     m->edit_tail = &m->edits;
     m->hdr_tail = &m->hdrs;
     m->dkim_result = "none";
+    m->spf_status = "not_checked";
+    m->dmarc.status = "not_checked";
+    m->dmarc.predicted = "none";
     if (m->auth_user == NULL || m->queue_id == NULL) {
         pol_arena_free(a);
         return NULL;
@@ -271,7 +274,8 @@ pol_msg_eoh(struct pol_msg *m, struct pol_verdict *v)
     m->stage = "eoh";
     if (!m->outbound)
         return POL_OK;
-    if ((st = pol_dkim_eoh(m, v)) != POL_OK)
+    if ((st = pol_dkim_eoh(m, v)) != POL_OK
+        || (st = pol_engine_run(m, POL_AT_EOH, v)) != POL_OK)
         return st;
     m->verdict = *v;
     return POL_OK;

@@ -7,6 +7,7 @@
 #define POL_MSG_H
 
 #include "internal.h"
+#include "spf.h"
 
 #define MSG_MAX_FROM 16 /* From: addresses kept for events and alignment */
 #define MSG_MAX_HEADER_BYTES (1024 * 1024) /* header block kept for signing */
@@ -53,6 +54,16 @@ struct pol_msg {
     int nsigners;
     int signed_count;         /* signatures made at end of message */
     const char *dkim_result;  /* signed / no_key / already_signed / ... */
+    struct pol_spf_outcome spf; /* spf.n == 0: not checked */
+    const char *spf_status;   /* checked / disabled / not_configured / ... */
+    struct {
+        const char *status;   /* found / none / temperror / skipped */
+        const char *at;       /* where the record was found */
+        bool subdomain;       /* found at the org domain: sp= applies */
+        struct pol_dmarc_record rec;
+        bool spf_aligned, dkim_aligned;
+        const char *predicted; /* pass / fail / none */
+    } dmarc;
     struct pol_edit *edits, **edit_tail;
     struct pol_verdict verdict; /* accumulated over the stages */
     bool event_written;

@@ -39,7 +39,8 @@ enum pol_action {
 enum pol_mode { POL_MODE_ENFORCE = 0, POL_MODE_MONITOR };
 
 /** Milter stage at which a check runs. */
-enum pol_stage { POL_AT_ENVFROM = 0, POL_AT_EOM, POL_STAGE_COUNT };
+enum pol_stage { POL_AT_ENVFROM = 0, POL_AT_EOH, POL_AT_EOM,
+    POL_STAGE_COUNT };
 
 /** Decision for one message. */
 struct pol_verdict {
@@ -237,6 +238,14 @@ enum { POL_KEYGEN_RSA = 0, POL_KEYGEN_ED25519 = 1 };
  */
 enum pol_status pol_keygen(int alg, int bits, const char *file, char *txt,
     size_t len, struct pol_err *err);
+
+/**
+ * The pre-flight result of a message (after pol_msg_eoh) as one JSON
+ * object: SPF per egress, DKIM keys, DMARC policy, alignment, predicted
+ * result, verdict.  malloc'ed; NULL when out of memory.
+ */
+char *pol_msg_preflight_json(const struct pol_msg *m,
+    const struct pol_verdict *v);
 
 /* Helpers shared with the glue and tests. */
 const char *pol_action_name(enum pol_action a);

@@ -93,6 +93,65 @@ put_dkim(struct pol_json *j, const struct pol_msg *m)
     pol_json_obj_end(j);
 }
 
+/* put_spf - egress authorisation per egress IP / include */
+static void
+put_spf(struct pol_json *j, const struct pol_msg *m)
+{
+    const struct pol_spf_outcome *o = &m->spf;
+
+    pol_json_obj_begin(j, "spf");
+    pol_json_str(j, "status", m->spf_status);
+    if (o->n > 0) {
+        pol_json_str(j, "domain", o->domain);
+        pol_json_str(j, "result", pol_spf_result_name(o->overall));
+        pol_json_arr_begin(j, "egress");
+        for (int i = 0; i < o->n; i++) {
+            pol_json_obj_begin(j, NULL);
+            pol_json_str(j, o->item[i].is_include ? "include" : "ip",
+                o->item[i].egress);
+            pol_json_str(j, "result",
+                pol_spf_result_name(o->item[i].result));
+            if (o->item[i].is_include) {
+                pol_json_bool(j, "reached",
+                    o->item[i].result == POL_SPF_PASS);
+                pol_json_int(j, "lookups", o->item[i].lookups);
+            }
+            pol_json_obj_end(j);
+        }
+        pol_json_arr_end(j);
+        if (o->reason[0])
+            pol_json_str(j, "reason", o->reason);
+    }
+    pol_json_obj_end(j);
+}
+
+/* put_dmarc - the policy found and the predicted result */
+static void
+put_dmarc(struct pol_json *j, const struct pol_msg *m)
+{
+    const struct pol_dmarc_record *r = &m->dmarc.rec;
+
+    pol_json_obj_begin(j, "dmarc");
+    pol_json_str(j, "status", m->dmarc.status);
+    if (strcmp(m->dmarc.status, "found") == 0) {
+        pol_json_str(j, "record_domain", m->dmarc.at);
+        pol_json_str(j, "policy", pol_dmarc_policy_name(m->dmarc.subdomain
+                ? r->sp : r->p));
+        pol_json_str(j, "p", pol_dmarc_policy_name(r->p));
+        pol_json_str(j, "sp", pol_dmarc_policy_name(r->sp));
+        pol_json_str(j, "adkim", r->adkim_strict ? "s" : "r");
+        pol_json_str(j, "aspf", r->aspf_strict ? "s" : "r");
+        pol_json_int(j, "pct", r->pct);
+    }
+    if (strcmp(m->dmarc.status, "skipped") != 0
+        && strcmp(m->dmarc.status, "not_checked") != 0) {
+        pol_json_bool(j, "spf_aligned", m->dmarc.spf_aligned);
+        pol_json_bool(j, "dkim_aligned", m->dmarc.dkim_aligned);
+    }
+    pol_json_str(j, "predicted", m->dmarc.predicted);
+    pol_json_obj_end(j);
+}
+
 /* put_outpolicy - our own fields */
 static void
 put_outpolicy(struct pol_json *j, const struct pol_msg *m,
@@ -118,6 +177,8 @@ put_outpolicy(struct pol_json *j, const struct pol_msg *m,
     pol_json_obj_end(j);
     pol_json_str(j, "tls_required", m->tls_required);
     put_dkim(j, m);
+    put_spf(j, m);
+    put_dmarc(j, m);
     pol_json_obj_end(j);
 }
 
@@ -167,4 +228,31 @@ pol_report_submission(struct pol_msg *m, const struct pol_verdict *v,
     if (st != POL_OK)
         pol_msg_seterr(m, "451 4.3.0 cannot record the message event");
     return st;
+}
+
+char *
+pol_msg_preflight_json(const struct pol_msg *m, const struct pol_verdict *v)
+{
+    struct pol_json j;
+
+    pol_json_init(&j);
+    pol_json_obj_begin(&j, NULL);
+    pol_json_str(&j, "mail_from", m->sender);
+    pol_json_str(&j, "from", m->nfrom > 0 ? m->from[0] : "");
+    pol_json_str(&j, "org_domain", m->nfrom > 0 ? pol_org_domain(m->cfg,
+        pol_addr_domain(m->from[0])) : "");
+    put_spf(&j, m);
+    put_dkim(&j, m);
+    put_dmarc(&j, m);
+    pol_json_obj_begin(&j, "verdict");
+    pol_json_str(&j, "action", pol_action_name(v->action));
+    pol_json_str(&j, "check", v->check ? v->check : "");
+    pol_json_str(&j, "reason", v->reply);
+    pol_json_obj_end(&j);
+    pol_json_obj_end(&j);
+    if (j.oom) {
+        pol_json_free(&j);
+        return NULL;
+    }
+    return j.buf;
 }

@@ -54,6 +54,7 @@ build() { # build NAME CONFIGURE-ARGS...: fresh tree, configure, make
 unit() { # unit NAME: make check in that build; show Check's summary
     # libconfig 1.5 leaks a scanner buffer on some syntax errors (not ours)
     export LSAN_OPTIONS="suppressions=$SRC/tests/fuzz/lsan.supp:print_suppressions=0"
+    export ASAN_OPTIONS="fast_unwind_on_malloc=0:detect_leaks=1"
     export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
     cd "$ROOT/$1" && make -j"$(nproc)" check
     local rc=$?

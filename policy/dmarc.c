@@ -1,0 +1,216 @@
+/*
+ * policy/dmarc.c - DMARC pre-flight: record parsing (RFC 7489 6.3),
+ * organizational domains from the Public Suffix List (libpsl), identifier
+ * alignment, and the policy look-up with its fallback to the org domain.
+ * Pure functions and read-only config: thread-safe.
+ * Licence: BSD-2-Clause.
+ */
+#include <arpa/nameser.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <libpsl.h>
+
+#include "dns.h"
+#include "spf.h"
+
+const char *
+pol_dmarc_policy_name(int p)
+{
+    return p == POL_DMARC_REJECT ? "reject"
+        : p == POL_DMARC_QUARANTINE ? "quarantine" : "none";
+}
+
+/* policy_value - "none" / "quarantine" / "reject", or -1 */
+static int
+policy_value(const char *v, size_t n)
+{
+    if (n == 4 && strncasecmp(v, "none", 4) == 0)
+        return POL_DMARC_NONE;
+    if (n == 10 && strncasecmp(v, "quarantine", 10) == 0)
+        return POL_DMARC_QUARANTINE;
+    if (n == 6 && strncasecmp(v, "reject", 6) == 0)
+        return POL_DMARC_REJECT;
+    return -1;
+}
+
+/* tag - apply one tag=value; -1 when the value is invalid */
+static int
+tag(struct pol_dmarc_record *r, const char *t, size_t tl, const char *v,
+    size_t vl, bool *have_p)
+{
+    int x;
+
+    if (tl == 1 && *t == 'p') {
+        if ((x = policy_value(v, vl)) < 0)
+            return -1;
+        r->p = x;
+        *have_p = true;
+    } else if (tl == 2 && strncmp(t, "sp", 2) == 0) {
+        if ((x = policy_value(v, vl)) >= 0) { /* invalid sp: ignored */
+            r->sp = x;
+            r->has_sp = true;
+        }
+    } else if (tl == 5 && strncmp(t, "adkim", 5) == 0) {
+        if (vl == 1 && (*v == 'r' || *v == 's')) /* else relaxed */
+            r->adkim_strict = *v == 's';
+    } else if (tl == 4 && strncmp(t, "aspf", 4) == 0) {
+        if (vl == 1 && (*v == 'r' || *v == 's'))
+            r->aspf_strict = *v == 's';
+    } else if (tl == 3 && strncmp(t, "pct", 3) == 0) {
+        char num[8];
+        if (vl == 0 || vl >= sizeof(num))
+            return 0;
+        memcpy(num, v, vl);
+        num[vl] = '\0';
+        x = atoi(num);
+        if (strspn(num, "0123456789") == vl && x >= 0 && x <= 100)
+            r->pct = x;
+    } else if (tl == 3 && strncmp(t, "rua", 3) == 0)
+        snprintf(r->rua, sizeof(r->rua), "%.*s", (int)vl, v);
+    return 0;
+}
+
+int
+pol_dmarc_parse(const char *txt, struct pol_dmarc_record *r, char *why,
+    size_t whylen)
+{
+    const char *p = txt;
+    bool first = true, have_p = false;
+
+    memset(r, 0, sizeof(*r));
+    r->pct = 100;
+    while (*p) {
+        const char *t, *v, *end = strchr(p, ';');
+        size_t tl, vl;
+        if (end == NULL)
+            end = p + strlen(p);
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        t = p;
+        while (p < end && (isalnum((unsigned char)*p) || *p == '_'))
+            p++;
+        tl = (size_t)(p - t);
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        if (tl == 0 && p == end) { /* empty term, e.g. trailing ";" */
+            p = *end ? end + 1 : end;
+            continue;
+        }
+        if (tl == 0 || *p != '=') {
+            snprintf(why, whylen, "malformed tag near \"%.20s\"", t);
+            return -1;
+        }
+        for (v = ++p; v < end && (*v == ' ' || *v == '\t'); v++)
+            ;
+        vl = (size_t)(end - v);
+        while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+            vl--;
+        if (first && !(tl == 1 && *t == 'v' && vl == 6
+                && strncmp(v, "DMARC1", 6) == 0)) {
+            snprintf(why, whylen, "does not start with v=DMARC1");
+            return -1;
+        }
+        if (!first && tag(r, t, tl, v, vl, &have_p) < 0) {
+            snprintf(why, whylen, "invalid p= value \"%.*s\"", (int)vl, v);
+            if (r->rua[0] == '\0')
+                return -1;
+            r->p = POL_DMARC_NONE; /* RFC 7489 6.6.3: rua but bad p */
+            have_p = true;
+        }
+        first = false;
+        p = *end ? end + 1 : end;
+    }
+    if (first) {
+        snprintf(why, whylen, "empty record");
+        return -1;
+    }
+    if (!have_p && r->rua[0] == '\0') {
+        snprintf(why, whylen, "no p= tag");
+        return -1;
+    }
+    if (!r->has_sp)
+        r->sp = r->p;
+    return 0;
+}
+
+const char *
+pol_org_domain(const struct pol_config *cfg, const char *domain)
+{
+    const char *reg = cfg->dmarc.psl
+        ? psl_registrable_domain(cfg->dmarc.psl, domain) : NULL;
+
+    return reg != NULL ? reg : "";
+}
+
+bool
+pol_aligned(const struct pol_config *cfg, const char *a, const char *b,
+    bool strict)
+{
+    const char *oa, *ob;
+
+    if (a == NULL || b == NULL || *a == '\0' || *b == '\0')
+        return false;
+    if (strcasecmp(a, b) == 0)
+        return true;
+    if (strict)
+        return false;
+    oa = pol_org_domain(cfg, a);
+    ob = pol_org_domain(cfg, b);
+    return *oa != '\0' && strcasecmp(oa, ob) == 0;
+}
+
+/* fetch - the DMARC record at _dmarc.domain: 1 found, 0 none, -1 temp */
+static int
+fetch(const struct pol_config *cfg, const char *domain,
+    struct pol_dmarc_record *r, char *why, size_t whylen)
+{
+    char name[300];
+    struct pol_dns_answer *a;
+    int found = 0, n = 0;
+
+    snprintf(name, sizeof(name), "_dmarc.%s", domain);
+    if ((a = pol_dns_query(cfg->dns.resolver, name, ns_t_txt)) == NULL
+        || a->rc == POL_DNS_TEMP) {
+        snprintf(why, whylen, "DNS look-up of %s failed", name);
+        pol_dns_answer_free(a);
+        return -1;
+    }
+    for (int i = 0; a->rc == POL_DNS_OK && i < a->n; i++) {
+        char *t = pol_dns_txt(a, i);
+        if (t != NULL && strncmp(t, "v=DMARC1", 8) == 0) {
+            n++;
+            found = pol_dmarc_parse(t, r, why, whylen) == 0;
+        }
+        free(t);
+    }
+    pol_dns_answer_free(a);
+    if (n > 1) { /* RFC 7489 6.6.3: more than one record: no policy */
+        snprintf(why, whylen, "%s has %d DMARC records", name, n);
+        return 0;
+    }
+    return found;
+}
+
+int
+pol_dmarc_lookup(const struct pol_config *cfg, const char *from_domain,
+    struct pol_dmarc_record *r, const char **at, bool *subdomain, char *why,
+    size_t whylen)
+{
+    const char *org;
+    int rc;
+
+    *subdomain = false;
+    *at = from_domain;
+    if ((rc = fetch(cfg, from_domain, r, why, whylen)) != 0)
+        return rc;
+    org = pol_org_domain(cfg, from_domain);
+    if (*org == '\0' || strcasecmp(org, from_domain) == 0)
+        return 0;
+    *at = org;
+    *subdomain = true;
+    return fetch(cfg, org, r, why, whylen);
+}
