@@ -79,7 +79,7 @@ pol_dmarc_parse(const char *txt, struct pol_dmarc_record *r, char *why,
     size_t whylen)
 {
     const char *p = txt;
-    bool first = true, have_p = false;
+    bool first = true, have_p = false, bad_p = false;
 
     memset(r, 0, sizeof(*r));
     r->pct = 100;
@@ -116,10 +116,7 @@ pol_dmarc_parse(const char *txt, struct pol_dmarc_record *r, char *why,
         }
         if (!first && tag(r, t, tl, v, vl, &have_p) < 0) {
             snprintf(why, whylen, "invalid p= value \"%.*s\"", (int)vl, v);
-            if (r->rua[0] == '\0')
-                return -1;
-            r->p = POL_DMARC_NONE; /* RFC 7489 6.6.3: rua but bad p */
-            have_p = true;
+            bad_p = true;
         }
         first = false;
         p = *end ? end + 1 : end;
@@ -128,10 +125,14 @@ pol_dmarc_parse(const char *txt, struct pol_dmarc_record *r, char *why,
         snprintf(why, whylen, "empty record");
         return -1;
     }
-    if (!have_p && r->rua[0] == '\0') {
-        snprintf(why, whylen, "no p= tag");
+    /* RFC 7489 6.6.3: a bad or missing p= with a valid rua= is p=none */
+    if ((bad_p || !have_p) && r->rua[0] == '\0') {
+        if (!bad_p)
+            snprintf(why, whylen, "no p= tag");
         return -1;
     }
+    if (bad_p)
+        r->p = POL_DMARC_NONE;
     if (!r->has_sp)
         r->sp = r->p;
     return 0;

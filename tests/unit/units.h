@@ -13,5 +13,6 @@ Suite *suite_json(void);
 Suite *suite_config(void);
 Suite *suite_msg(void);
 Suite *suite_dkim(void);
+Suite *suite_dmarc(void);
 
 #endif
