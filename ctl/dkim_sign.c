@@ -55,123 +55,6 @@ load_config(const struct sign_opts *o, struct pol_err *err)
     return pol_config_load_string(text, "command line", &hooks, err);
 }
 
-/* copy_stdin - stdin into an unlinked temporary file */
-static FILE *
-copy_stdin(void)
-{
-    FILE *t = tmpfile();
-    char buf[65536];
-    size_t n;
-
-    if (t == NULL)
-        return NULL;
-    while ((n = fread(buf, 1, sizeof(buf), stdin)) > 0)
-        if (fwrite(buf, 1, n, t) != n)
-            return NULL;
-    rewind(t);
-    return t;
-}
-
-/* feed_field - one unfolded header field to the engine */
-static enum pol_status
-feed_field(struct pol_msg *m, char *field)
-{
-    char *colon = strchr(field, ':');
-
-    if (colon == NULL)
-        return POL_EPERM;
-    *colon = '\0';
-    return pol_msg_header(m, field, colon + 1); /* value keeps its space */
-}
-
-/* feed_headers - header fields, folded lines joined with CRLF */
-static enum pol_status
-feed_headers(struct pol_msg *m, FILE *in, int *crlf)
-{
-    char *line = NULL, *field = NULL;
-    size_t cap = 0, flen = 0;
-    ssize_t n;
-    enum pol_status st = POL_OK;
-
-    while (st == POL_OK && (n = getline(&line, &cap, in)) > 0) {
-        if (line[n - 1] == '\n')
-            line[--n] = '\0';
-        if (n > 0 && line[n - 1] == '\r') {
-            line[--n] = '\0';
-            *crlf = 1;
-        }
-        if (n > 0 && (line[0] == ' ' || line[0] == '\t') && field != NULL) {
-            char *f = realloc(field, flen + (size_t)n + 3);
-            if (f == NULL) { st = POL_ETEMP; break; }
-            field = f;
-            flen += (size_t)sprintf(field + flen, "\r\n%s", line);
-            continue;
-        }
-        if (field != NULL && (st = feed_field(m, field)) != POL_OK)
-            break;
-        free(field);
-        field = NULL;
-        if (n == 0)
-            break; /* end of header */
-        if ((field = strdup(line)) == NULL) { st = POL_ETEMP; break; }
-        flen = (size_t)n;
-    }
-    if (st == POL_OK && field != NULL)
-        st = feed_field(m, field);
-    free(field);
-    free(line);
-    return st;
-}
-
-/* feed_body - the body in chunks, bare LF turned into CRLF as on the wire */
-static enum pol_status
-feed_body(struct pol_msg *m, FILE *in)
-{
-    unsigned char buf[32768], out[65536];
-    size_t n, o;
-    int prev = 0;
-    enum pol_status st;
-
-    while ((n = fread(buf, 1, sizeof(buf), in)) > 0) {
-        o = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (buf[i] == '\n' && prev != '\r')
-                out[o++] = '\r';
-            out[o++] = buf[i];
-            prev = buf[i];
-        }
-        if ((st = pol_msg_body(m, out, o)) != POL_OK)
-            return st;
-    }
-    return POL_OK;
-}
-
-/* print_signed - inserted fields (newest on top), then the message */
-static void
-print_signed(const struct pol_msg *m, FILE *in, int crlf)
-{
-    const struct pol_edit *e, *list[16];
-    int n = 0;
-    char buf[65536];
-    size_t r;
-
-    for (e = pol_msg_edits(m); e != NULL && n < 16; e = e->next)
-        if (e->kind == POL_EDIT_INSERT)
-            list[n++] = e;
-    while (n-- > 0) {
-        printf("%s:", list[n]->name);
-        for (const char *p = list[n]->value; *p; p++) {
-            if (*p == '\n' && crlf)
-                putchar('\r');
-            putchar(*p);
-        }
-        fputs(crlf ? "\r\n" : "\n", stdout);
-    }
-    rewind(in);
-    while ((r = fread(buf, 1, sizeof(buf), in)) > 0)
-        fwrite(buf, 1, r, stdout);
-}
-
 /* sign_file - the engine over one message; 0, or 1 with a reason */
 static int
 sign_file(struct pol_config *cfg, FILE *in)
@@ -184,11 +67,8 @@ sign_file(struct pol_config *cfg, FILE *in)
     if (m == NULL)
         return 1;
     pol_msg_set_outbound(m, "");
-    if (feed_headers(m, in, &crlf) != POL_OK)
-        fprintf(stderr, "dkim-sign: the header does not parse\n");
-    else if (pol_msg_eoh(m, &v) != POL_OK || feed_body(m, in) != POL_OK
-        || pol_msg_eom(m, &v) != POL_OK || pol_msg_finish(m, &v) != POL_OK)
-        fprintf(stderr, "dkim-sign: %s\n", pol_msg_error(m));
+    if (ctl_run_message(m, in, &crlf, &v, "dkim-sign") != 0)
+        ;
     else if (v.action >= POL_TEMPFAIL)
         fprintf(stderr, "dkim-sign: not signed: %s\n", v.reply);
     else {
@@ -197,7 +77,7 @@ sign_file(struct pol_config *cfg, FILE *in)
         if (pol_msg_edits(m) == NULL)
             fprintf(stderr, "dkim-sign: nothing to add (monitor mode, "
                 "or already signed)\n");
-        print_signed(m, in, crlf);
+        ctl_print_with_edits(m, in, crlf);
         rc = 0;
     }
     pol_msg_free(m);
@@ -248,8 +128,7 @@ ctl_dkim_sign(int argc, char **argv)
         return 1;
     }
     pol_config_quiet(cfg);
-    in = o.msg == NULL || strcmp(o.msg, "-") == 0 ? copy_stdin()
-                                                  : fopen(o.msg, "rb");
+    in = ctl_open_message(o.msg);
     if (in == NULL) {
         fprintf(stderr, "dkim-sign: cannot read %s\n", o.msg ? o.msg : "-");
         pol_config_unref(cfg);

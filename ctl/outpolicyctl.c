@@ -32,6 +32,12 @@ usage(FILE *out)
         "                         SPF for every egress, alignment and the\n"
         "                         predicted DMARC result, as JSON; exit 0\n"
         "                         accept, 1 warn, 2 refuse\n"
+        "  arc-verify [--zone FILE] [MESSAGE|-]\n"
+        "                         validate the ARC chain; prints JSON\n"
+        "  arc-seal --key FILE --selector S --domain D --authserv-id ID\n"
+        "         [--algorithm A] [--headers h1:h2] [--timestamp T]\n"
+        "         [--zone FILE] [--standardize] [MESSAGE|-]\n"
+        "                         print the message with a new ARC set\n"
         "  version                print the version\n", CTL_DEFAULT_CONF);
 }
 
@@ -77,6 +83,8 @@ main(int argc, char **argv)
         { "keygen", ctl_keygen },
         { "dkim-sign", ctl_dkim_sign },
         { "preflight", ctl_preflight },
+        { "arc-verify", ctl_arc_verify },
+        { "arc-seal", ctl_arc_seal },
     };
 
     if (argc < 2) {

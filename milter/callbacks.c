@@ -130,6 +130,8 @@ mf_failed(SMFICTX *ctx, struct mf_conn *c, enum pol_status st)
                                                               : POL_TEMPFAIL;
         v.check = "error";
     }
+    if (!pol_msg_enforced(c->msg))
+        v.action = POL_ACCEPT; /* monitor mode changes nothing */
     snprintf(v.reply, sizeof(v.reply), "%s", pol_msg_error(c->msg));
     mf_log(st == POL_EPERM ? LOG_NOTICE : LOG_ERR, qid, "%s \"%s\" "
         "action=%s", st == POL_EPERM ? "refused" : "error", v.reply,

@@ -446,6 +446,29 @@ check_semantics(struct pol_config *cfg, config_t *lc, struct pol_err *err)
             "dkim.sign_headers", "must include \"From\" (RFC 6376 5.4)");
         return -1;
     }
+    for (size_t i = 0; i < cfg->arc.sign_headers.n; i++)
+        if (strncasecmp(cfg->arc.sign_headers.v[i], "arc-", 4) == 0) {
+            pol_cf_error(err, config_lookup(lc, "arc.sign_headers"),
+                "arc.sign_headers", "must not list ARC header fields "
+                "(RFC 8617 4.1.2): \"%s\"", cfg->arc.sign_headers.v[i]);
+            return -1;
+        }
+    if (*cfg->arc.key_id != '\0'
+        && (cfg->arc.key = pol_keys_find(&cfg->keys, cfg->arc.key_id))
+            == NULL) {
+        pol_cf_error(err, config_lookup(lc, "arc.key"), "arc.key",
+            "no key with id \"%s\" in keys", cfg->arc.key_id);
+        return -1;
+    }
+    if ((cfg->arc.key != NULL || cfg->arc.nrules > 0)
+        && *cfg->arc.authserv_id == '\0') {
+        pol_cf_error(err, config_lookup(lc, "arc.key") ? config_lookup(lc,
+            "arc.key") : config_lookup(lc, "arc.sealing"),
+            "arc.authserv_id", "sealing needs arc.authserv_id (this "
+            "gateway's name in Authentication-Results, e.g. "
+            "\"mx.example.com\")");
+        return -1;
+    }
     return 0;
 }
 
@@ -514,14 +537,12 @@ pol_config_load(const char *file, const struct pol_hooks *hooks,
     struct pol_err *err)
 {
     struct pol_config *cfg = NULL;
-    char dir[4096];
     config_t lc;
 
     err->msg[0] = '\0';
     config_init(&lc);
-    /* relative @include paths are relative to the including file */
-    snprintf(dir, sizeof(dir), "%s", file);
-    config_set_include_dir(&lc, dirname(dir));
+    /* no include_dir: libconfig 1.5 would prefix it to absolute @include
+     * paths too; outpolicyd makes -c absolute, use absolute @include */
     if (config_read_file(&lc, file) != CONFIG_TRUE)
         syntax_error(&lc, file, err);
     else

@@ -67,6 +67,9 @@ static const struct cf_enum canon_names[] = {
     "resent-date,resent-from,resent-sender,resent-to,resent-cc," \
     "list-id,list-help,list-unsubscribe,list-unsubscribe-post," \
     "list-subscribe,list-post,list-owner,list-archive,feedback-id"
+#define ARC_SIGN_HEADERS "from,to,cc,subject,date,message-id,reply-to," \
+    "in-reply-to,references,mime-version,content-type," \
+    "content-transfer-encoding,list-id,dkim-signature"
 #define DKIM_OVERSIGN "from,to,cc,subject,date,message-id,reply-to"
 
 /* clang-format off */
@@ -120,6 +123,13 @@ const struct cf_param pol_cf_schema[] = {
   { "dkim.sign_headers",            CF_HDRLIST,    DKIM_SIGN_HEADERS,                   0, 0,    CF_FIELD(dkim.sign_headers), NULL, NULL },
   { "dkim.oversign_headers",        CF_HDRLIST,    DKIM_OVERSIGN,                       0, 0,    CF_FIELD(dkim.oversign_headers), NULL, NULL },
   { "dkim.expire",                  CF_INT,        "0",                                 0, 31536000, CF_FIELD(dkim.expire), NULL, NULL },
+  { "arc.enabled",                  CF_BOOL,       "true",                              0, 0,    CF_FIELD(arc.enabled), NULL, NULL },
+  { "arc.authserv_id",              CF_STR,        "",                                  0, 0,    CF_FIELD(arc.authserv_id), NULL, NULL },
+  { "arc.key",                      CF_STR,        "",                                  0, 0,    CF_FIELD(arc.key_id), NULL, NULL },
+  { "arc.sealing",                  CF_CUSTOM,     NULL,                                0, 0,    0, NULL, pol_arc_parse_sealing },
+  { "arc.sign_headers",             CF_HDRLIST,    ARC_SIGN_HEADERS,                    0, 0,    CF_FIELD(arc.sign_headers), NULL, NULL },
+  { "arc.max_signatures",           CF_INT,        "51",                                2, 101,  CF_FIELD(arc.max_signatures), NULL, NULL },
+  { "arc.max_key_lookups",          CF_INT,        "10",                                1, 51,   CF_FIELD(arc.max_key_lookups), NULL, NULL },
   { NULL, 0, NULL, 0, 0, 0, NULL, NULL },
 };
 /* clang-format on */

@@ -47,20 +47,21 @@ rule_aligned(const char *kd, const char *p)
 /* parse_rule_keys - the keys = [ "id", ... ] of one rule */
 static int
 parse_rule_keys(const config_setting_t *e, struct pol_config *cfg,
-    struct pol_dkim_rule *r, struct pol_err *err)
+    struct pol_dkim_rule *r, const char *path, int max, bool align,
+    struct pol_err *err)
 {
     const config_setting_t *ks = config_setting_get_member(e, "keys");
     int n = ks ? config_setting_length(ks) : 0;
 
     if (ks == NULL || !config_setting_is_aggregate(ks) || n == 0
         || config_setting_is_group(ks)) {
-        pol_cf_error(err, ks ? ks : e, "dkim.signing", "rule for \"%s\" "
+        pol_cf_error(err, ks ? ks : e, path, "rule for \"%s\" "
             "needs keys = [ \"key-id\", ... ];", r->pattern);
         return -1;
     }
-    if (n > POL_DKIM_MAX_KEYS) {
-        pol_cf_error(err, ks, "dkim.signing", "rule for \"%s\": at most %d "
-            "keys", r->pattern, POL_DKIM_MAX_KEYS);
+    if (n > max) {
+        pol_cf_error(err, ks, path, "rule for \"%s\": at most %d key%s",
+            r->pattern, max, max > 1 ? "s" : "");
         return -1;
     }
     for (int i = 0; i < n; i++) {
@@ -68,13 +69,13 @@ parse_rule_keys(const config_setting_t *e, struct pol_config *cfg,
         const char *id = config_setting_get_string(k);
         const struct pol_key *key = id ? pol_keys_find(&cfg->keys, id) : NULL;
         if (key == NULL) {
-            pol_cf_error(err, k, "dkim.signing", "rule for \"%s\": %s%s%s",
+            pol_cf_error(err, k, path, "rule for \"%s\": %s%s%s",
                 r->pattern, id ? "no key with id \"" : "key ids are strings",
                 id ? id : "", id ? "\" in keys" : "");
             return -1;
         }
-        if (!rule_aligned(key->domain, r->pattern)) {
-            pol_cf_error(err, k, "dkim.signing", "rule for \"%s\": key \"%s\""
+        if (align && !rule_aligned(key->domain, r->pattern)) {
+            pol_cf_error(err, k, path, "rule for \"%s\": key \"%s\""
                 " signs as d=%s, which does not align with that From domain "
                 "(DMARC would fail)", r->pattern, id, key->domain);
             return -1;
@@ -87,20 +88,21 @@ parse_rule_keys(const config_setting_t *e, struct pol_config *cfg,
 /* parse_rule - one { from = "..."; keys = [ ... ]; } */
 static int
 parse_rule(const config_setting_t *e, struct pol_config *cfg,
-    struct pol_dkim_rule *r, struct pol_err *err)
+    struct pol_dkim_rule *r, const char *path, int max, bool align,
+    struct pol_err *err)
 {
     const char *from, *bare;
 
     if (!config_setting_is_group(e)
         || config_setting_lookup_string(e, "from", &from) != CONFIG_TRUE) {
-        pol_cf_error(err, e, "dkim.signing", "each rule is { from = "
+        pol_cf_error(err, e, path, "each rule is { from = "
             "\"example.com\"; keys = [ \"key-id\" ]; }");
         return -1;
     }
     for (int i = 0; i < config_setting_length(e); i++) {
         const char *name = config_setting_name(config_setting_get_elem(e, i));
         if (name == NULL || (strcmp(name, "from") && strcmp(name, "keys"))) {
-            pol_cf_error(err, config_setting_get_elem(e, i), "dkim.signing",
+            pol_cf_error(err, config_setting_get_elem(e, i), path,
                 "unknown member \"%s\" (a rule has from and keys)",
                 name ? name : "?");
             return -1;
@@ -109,67 +111,83 @@ parse_rule(const config_setting_t *e, struct pol_config *cfg,
     bare = strncmp(from, "*.", 2) == 0 ? from + 2 : from;
     if (strcmp(from, "*") == 0 || strchr(bare, '*') != NULL
         || !pol_domain_valid(bare) || strchr(bare, '.') == NULL) {
-        pol_cf_error(err, e, "dkim.signing", "from = \"%s\": must be a "
+        pol_cf_error(err, e, path, "from = \"%s\": must be a "
             "domain or \"*.domain\"; a catch-all would sign every domain "
             "with one key", from);
         return -1;
     }
     if ((r->pattern = strdup(from)) == NULL) {
-        pol_cf_error(err, e, "dkim.signing", "out of memory");
+        pol_cf_error(err, e, path, "out of memory");
         return -1;
     }
     for (char *p = r->pattern; *p; p++)
         *p = (char)tolower((unsigned char)*p);
     r->line = (int)config_setting_source_line(e);
-    return parse_rule_keys(e, cfg, r, err);
+    return parse_rule_keys(e, cfg, r, path, max, align, err);
 }
 
 int
-pol_dkim_parse_signing(const config_setting_t *s, struct pol_config *cfg,
-    struct pol_err *err)
+pol_rules_parse(const config_setting_t *s, struct pol_config *cfg,
+    const char *path, int max, bool align, struct pol_dkim_rule **rulesp,
+    size_t *np, struct pol_err *err)
 {
     int n;
 
     if (s == NULL)
         return 0;
     if (!config_setting_is_list(s)) {
-        pol_cf_error(err, s, "dkim.signing", "must be a list of rules: "
-            "signing = ( { from = \"example.com\"; keys = [ \"id\" ]; } );");
+        pol_cf_error(err, s, path, "must be a list of rules: ( { from = "
+            "\"example.com\"; keys = [ \"id\" ]; } );");
         return -1;
     }
     n = config_setting_length(s);
     if (n == 0)
         return 0;
-    if ((cfg->dkim.rules = calloc((size_t)n, sizeof(*cfg->dkim.rules)))
-        == NULL) {
-        pol_cf_error(err, s, "dkim.signing", "out of memory");
+    if ((*rulesp = calloc((size_t)n, sizeof(**rulesp))) == NULL) {
+        pol_cf_error(err, s, path, "out of memory");
         return -1;
     }
     for (int i = 0; i < n; i++) {
         const config_setting_t *e = config_setting_get_elem(s, i);
-        struct pol_dkim_rule *r = &cfg->dkim.rules[i];
-        cfg->dkim.nrules = (size_t)i + 1;
-        if (parse_rule(e, cfg, r, err) < 0)
+        struct pol_dkim_rule *r = &(*rulesp)[i];
+        *np = (size_t)i + 1;
+        if (parse_rule(e, cfg, r, path, max, align, err) < 0)
             return -1;
         for (int j = 0; j < i; j++)
-            if (strcmp(cfg->dkim.rules[j].pattern, r->pattern) == 0) {
-                pol_cf_error(err, e, "dkim.signing", "from = \"%s\" is "
-                    "listed twice (first at line %d)", r->pattern,
-                    cfg->dkim.rules[j].line);
+            if (strcmp((*rulesp)[j].pattern, r->pattern) == 0) {
+                pol_cf_error(err, e, path, "from = \"%s\" is listed twice "
+                    "(first at line %d)", r->pattern, (*rulesp)[j].line);
                 return -1;
             }
     }
     return 0;
 }
 
+int
+pol_arc_parse_sealing(const config_setting_t *s, struct pol_config *cfg,
+    struct pol_err *err)
+{
+    return pol_rules_parse(s, cfg, "arc.sealing", 1, false, &cfg->arc.rules,
+        &cfg->arc.nrules, err);
+}
+
+int
+pol_dkim_parse_signing(const config_setting_t *s, struct pol_config *cfg,
+    struct pol_err *err)
+{
+    return pol_rules_parse(s, cfg, "dkim.signing", POL_DKIM_MAX_KEYS, true,
+        &cfg->dkim.rules, &cfg->dkim.nrules, err);
+}
+
 const struct pol_dkim_rule *
-pol_dkim_match(const struct pol_config *cfg, const char *domain)
+pol_rules_match(const struct pol_dkim_rule *rules, size_t n,
+    const char *domain)
 {
     const struct pol_dkim_rule *best = NULL;
     size_t dl = strlen(domain), bestlen = 0;
 
-    for (size_t i = 0; i < cfg->dkim.nrules; i++) {
-        const struct pol_dkim_rule *r = &cfg->dkim.rules[i];
+    for (size_t i = 0; i < n; i++) {
+        const struct pol_dkim_rule *r = &rules[i];
         size_t pl;
         if (strcasecmp(r->pattern, domain) == 0)
             return r;
@@ -183,6 +201,12 @@ pol_dkim_match(const struct pol_config *cfg, const char *domain)
         }
     }
     return best;
+}
+
+const struct pol_dkim_rule *
+pol_dkim_match(const struct pol_config *cfg, const char *domain)
+{
+    return pol_rules_match(cfg->dkim.rules, cfg->dkim.nrules, domain);
 }
 
 /* ---- library handle ---- */
@@ -226,11 +250,18 @@ pol_dkim_setup(struct pol_config *cfg, struct pol_err *err)
 }
 
 void
+pol_rules_free(struct pol_dkim_rule *rules, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(rules[i].pattern);
+    free(rules);
+}
+
+void
 pol_dkim_unconfigure(struct pol_config *cfg)
 {
-    for (size_t i = 0; i < cfg->dkim.nrules; i++)
-        free(cfg->dkim.rules[i].pattern);
-    free(cfg->dkim.rules);
+    pol_rules_free(cfg->arc.rules, cfg->arc.nrules);
+    pol_rules_free(cfg->dkim.rules, cfg->dkim.nrules);
     if (cfg->dkim.lib != NULL)
         dkim_close(cfg->dkim.lib);
 }

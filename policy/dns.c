@@ -247,6 +247,28 @@ pol_dns_query(struct pol_dns *d, const char *name, int type)
     return a;
 }
 
+int
+pol_dns_txt_lookup(void *arg, const char *name, char *out, size_t len)
+{
+    struct pol_dns_answer *a;
+    int rc = 0;
+
+    if (arg == NULL || (a = pol_dns_query(arg, name, ns_t_txt)) == NULL)
+        return -1;
+    if (a->rc == POL_DNS_TEMP)
+        rc = -1;
+    else if (a->rc == POL_DNS_OK && a->n > 0) {
+        char *t = pol_dns_txt(a, 0);
+        if (t != NULL) {
+            snprintf(out, len, "%s", t);
+            free(t);
+            rc = 1;
+        }
+    }
+    pol_dns_answer_free(a);
+    return rc;
+}
+
 void
 pol_dns_answer_free(struct pol_dns_answer *a)
 {

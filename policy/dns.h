@@ -48,6 +48,9 @@ struct pol_dns_answer *pol_dns_query(struct pol_dns *d, const char *name,
     int type);
 void pol_dns_answer_free(struct pol_dns_answer *a);
 
+/** pol_txt_fn over a resolver (arg): 1 found, 0 none, -1 temporary. */
+int pol_dns_txt_lookup(void *arg, const char *name, char *out, size_t len);
+
 /** TXT rdata i as one string (character-strings joined); malloc'ed. */
 char *pol_dns_txt(const struct pol_dns_answer *a, int i);
 /** A domain name in wire form (uncompressed rdata) to text; 0 or -1. */

@@ -164,6 +164,16 @@ struct pol_config {
         int on_temperror;
         void *psl;              /* psl_ctx_t * */
     } dmarc;
+    struct {
+        bool enabled;
+        char *authserv_id;
+        char *key_id;              /* ADMD sealing key ("" = none) */
+        const struct pol_key *key; /* resolved key_id */
+        struct pol_dkim_rule *rules; /* per From domain */
+        size_t nrules;
+        struct pol_strlist sign_headers;
+        int max_signatures, max_key_lookups;
+    } arc;
     struct pol_keytable keys;
     struct {
         bool enabled;

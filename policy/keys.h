@@ -44,6 +44,21 @@ struct pol_dkim_rule {
     int line;
 };
 
+/**
+ * Parse a list of { from = PATTERN; keys = [ ids ]; } rules at path, at
+ * most max keys each; align: key domains must align with the pattern.
+ */
+int pol_rules_parse(const config_setting_t *s, struct pol_config *cfg,
+    const char *path, int max, bool align, struct pol_dkim_rule **rulesp,
+    size_t *np, struct pol_err *err);
+const struct pol_dkim_rule *pol_rules_match(
+    const struct pol_dkim_rule *rules, size_t n, const char *domain);
+void pol_rules_free(struct pol_dkim_rule *rules, size_t n);
+
+/** Parse "arc.sealing" rules (one key each; CF_CUSTOM). */
+int pol_arc_parse_sealing(const config_setting_t *s, struct pol_config *cfg,
+    struct pol_err *err);
+
 /** Parse "dkim.signing" (schema CF_CUSTOM).  Needs the key table. */
 int pol_dkim_parse_signing(const config_setting_t *s, struct pol_config *cfg,
     struct pol_err *err);

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "arc.h"
+#include "dns.h"
 #include "keys.h"
 #include "msg.h"
 
@@ -73,6 +75,7 @@ pol_msg_free(struct pol_msg *m)
     if (m == NULL)
         return;
     pol_dkim_free(m);
+    pol_arc_free(m);
     pol_config_unref(m->cfg);
     pol_arena_free(m->arena);
 }
@@ -97,6 +100,18 @@ enum pol_action
 pol_msg_error_action(const struct pol_msg *m)
 {
     return (enum pol_action)m->cfg->on_error;
+}
+
+void
+pol_msg_set_arc_tool(struct pol_msg *m,
+    int (*fn)(void *, const char *, char *, size_t), void *arg,
+    const char *results, const char *headers, int standardize)
+{
+    m->arc_fn = fn;
+    m->arc_arg = arg;
+    m->arc_results = results ? pol_arena_strdup(m->arena, results) : NULL;
+    m->arc_headers = headers ? pol_arena_strdup(m->arena, headers) : NULL;
+    m->arc_standardize = standardize != 0;
 }
 
 void
@@ -227,6 +242,12 @@ keep_header(struct pol_msg *m, const char *name, const char *value)
     h->len = (size_t)sprintf(line, "%s:%s%s", name,
         m->client.hdr_leadspc ? "" : " ", value);
     h->line = line;
+    h->name = pol_arena_strndup(m->arena, line, nl);
+    h->value = line + nl + 1;
+    if (h->name == NULL) {
+        pol_msg_seterr(m, "451 4.3.0 out of memory");
+        return POL_ETEMP;
+    }
     m->hdr_bytes += h->len;
     *m->hdr_tail = h;
     m->hdr_tail = &h->next;
@@ -239,7 +260,9 @@ pol_msg_header(struct pol_msg *m, const char *name, const char *value)
     enum pol_status st;
 
     m->header_count++;
-    if (m->cfg->dkim.enabled && m->cfg->dkim.lib != NULL
+    m->stage = "header";
+    if (((m->cfg->dkim.enabled && m->cfg->dkim.lib != NULL)
+            || m->cfg->arc.enabled)
         && (st = keep_header(m, name, value)) != POL_OK)
         return st;
     if (strcasecmp(name, "DKIM-Signature") == 0
@@ -275,7 +298,8 @@ pol_msg_eoh(struct pol_msg *m, struct pol_verdict *v)
     if (!m->outbound)
         return POL_OK;
     if ((st = pol_dkim_eoh(m, v)) != POL_OK
-        || (st = pol_engine_run(m, POL_AT_EOH, v)) != POL_OK)
+        || (st = pol_engine_run(m, POL_AT_EOH, v)) != POL_OK
+        || (st = pol_arc_eoh(m)) != POL_OK)
         return st;
     m->verdict = *v;
     return POL_OK;
@@ -284,6 +308,7 @@ pol_msg_eoh(struct pol_msg *m, struct pol_verdict *v)
 enum pol_status
 pol_msg_body(struct pol_msg *m, const unsigned char *chunk, size_t len)
 {
+    pol_arc_body(m, chunk, len);
     return pol_dkim_body(m, chunk, len);
 }
 
@@ -312,6 +337,35 @@ pol_msg_edits(const struct pol_msg *m)
     return m->edits;
 }
 
+/* arc_results - our ARC-Authentication-Results: what this hop found */
+static enum pol_status
+arc_results(struct pol_msg *m)
+{
+    char buf[1024], *p = buf, *end = buf + sizeof(buf);
+    const char *reason;
+
+    buf[0] = '\0';
+    if (m->spf.n > 0)
+        p += snprintf(p, (size_t)(end - p), "spf=%s smtp.mailfrom=%s; ",
+            pol_spf_result_name(m->spf.overall), m->spf.domain);
+    for (int i = 0; i < m->signed_count && m->cfg->mode == POL_MODE_ENFORCE
+         && p < end; i++)
+        p += snprintf(p, (size_t)(end - p), "dkim=pass header.d=%s "
+            "header.s=%s; ", m->signer_keys[i]->domain,
+            m->signer_keys[i]->selector);
+    if (p < end)
+        p += snprintf(p, (size_t)(end - p), "arc=%s",
+            pol_arc_cv(m, &reason));
+    if (*m->auth_user && p < end)
+        snprintf(p, (size_t)(end - p), "; auth=pass smtp.auth=%s",
+            m->auth_user);
+    if ((m->arc_results = pol_arena_strdup(m->arena, buf)) == NULL) {
+        pol_msg_seterr(m, "451 4.3.0 out of memory");
+        return POL_ETEMP;
+    }
+    return POL_OK;
+}
+
 enum pol_status
 pol_msg_eom(struct pol_msg *m, struct pol_verdict *v)
 {
@@ -323,6 +377,15 @@ pol_msg_eom(struct pol_msg *m, struct pol_verdict *v)
     m->stage = "eom";
     if ((st = pol_engine_run(m, POL_AT_EOM, v)) != POL_OK
         || (st = pol_dkim_eom(m)) != POL_OK)
+        return st;
+    if (m->arc != NULL && m->arc_results == NULL
+        && (st = arc_results(m)) != POL_OK)
+        return st;
+    if (m->arc_fn == NULL && m->cfg->dns.resolver == NULL)
+        pol_arc_free(m); /* a tool without DNS: no ARC at all */
+    else if ((st = pol_arc_eom(m, m->arc_fn ? m->arc_fn
+                       : pol_dns_txt_lookup, m->arc_fn ? m->arc_arg
+                       : m->cfg->dns.resolver)) != POL_OK)
         return st;
     m->verdict = *v;
     return POL_OK;

@@ -14,10 +14,12 @@
 #define MSG_MAX_EXISTING 16 /* existing DKIM-Signature d=/s= remembered */
 #define MSG_MAX_SIGNERS 4   /* == POL_DKIM_MAX_KEYS */
 
-/** A header field as signed: "Name: value" (folding as the MTA gave it). */
+/** A header field: "Name: value" as signed (folding as the MTA gave it),
+ * and its name and value (value after the colon). */
 struct pol_hdr {
     const char *line;
     size_t len;
+    const char *name, *value;
     struct pol_hdr *next;
 };
 
@@ -54,6 +56,14 @@ struct pol_msg {
     int nsigners;
     int signed_count;         /* signatures made at end of message */
     const char *dkim_result;  /* signed / no_key / already_signed / ... */
+    struct pol_arc *arc;      /* ARC state (arc.c), NULL when off */
+    const char *arc_results;  /* our AAR results ("spf=pass ...") */
+    const char *arc_headers;  /* h= override (outpolicyctl arc-seal) */
+    bool arc_standardize;     /* suite format (outpolicyctl arc-seal) */
+    int arc_added;            /* instance we sealed, 0 = none */
+    const char *arc_not_sealed; /* why not, when a key applied */
+    int (*arc_fn)(void *, const char *, char *, size_t); /* key look-up */
+    void *arc_arg;            /* NULL fn: DNS through cfg->dns.resolver */
     struct pol_spf_outcome spf; /* spf.n == 0: not checked */
     const char *spf_status;   /* checked / disabled / not_configured / ... */
     struct {

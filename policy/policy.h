@@ -229,6 +229,21 @@ enum pol_action pol_msg_error_action(const struct pol_msg *m);
  */
 void pol_msg_set_outbound(struct pol_msg *m, const char *sender);
 
+/**
+ * For tools (outpolicyctl arc-verify / arc-seal): where ARC keys come
+ * from (fn(arg, "sel._domainkey.dom", out, len) -> 1 found, 0 none, -1
+ * temporary; NULL = DNS), the results for our ARC-Authentication-Results
+ * (NULL = this hop's own), an h= list for our AMS (NULL = arc.sign_headers)
+ * and the suite's "standardized" field format.
+ */
+void pol_msg_set_arc_tool(struct pol_msg *m,
+    int (*fn)(void *, const char *, char *, size_t), void *arg,
+    const char *results, const char *headers, int standardize);
+
+/** The ARC chain result after pol_msg_eom: "none"/"pass"/"fail". */
+const char *pol_msg_arc_result(const struct pol_msg *m, int *instances,
+    const char **reason, int *added);
+
 /** Key algorithms for pol_keygen. */
 enum { POL_KEYGEN_RSA = 0, POL_KEYGEN_ED25519 = 1 };
 

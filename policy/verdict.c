@@ -38,7 +38,8 @@ pol_verdict_set(struct pol_verdict *v, enum pol_action action,
 {
     va_list ap;
 
-    if (action < v->action || (action == v->action && v->check != NULL))
+    if (action == POL_ACCEPT || action < v->action
+        || (action == v->action && v->check != NULL))
         return;
     v->action = action;
     v->check = check;
