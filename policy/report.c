@@ -152,6 +152,27 @@ put_dmarc(struct pol_json *j, const struct pol_msg *m)
     pol_json_obj_end(j);
 }
 
+/* put_arc - the incoming chain's result and the set we added */
+static void
+put_arc(struct pol_json *j, const struct pol_msg *m)
+{
+    const char *reason, *cv;
+    int n, added;
+
+    if (!m->cfg->arc.enabled)
+        return;
+    cv = pol_msg_arc_result(m, &n, &reason, &added);
+    pol_json_obj_begin(j, "arc");
+    pol_json_str(j, "cv", cv);
+    pol_json_int(j, "instances", n);
+    if (*reason)
+        pol_json_str(j, "reason", reason);
+    pol_json_int(j, "sealed_instance", added);
+    if (m->arc_not_sealed != NULL)
+        pol_json_str(j, "not_sealed", m->arc_not_sealed);
+    pol_json_obj_end(j);
+}
+
 /* put_outpolicy - our own fields */
 static void
 put_outpolicy(struct pol_json *j, const struct pol_msg *m,
@@ -179,6 +200,7 @@ put_outpolicy(struct pol_json *j, const struct pol_msg *m,
     put_dkim(j, m);
     put_spf(j, m);
     put_dmarc(j, m);
+    put_arc(j, m);
     pol_json_obj_end(j);
 }
 

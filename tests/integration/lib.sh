@@ -902,3 +902,355 @@ else:
     print(v if isinstance(v, str) else json.dumps(v))
 EOF
 }
+
+# ---------------------------------------------------------------- DNS
+#
+# A DNS server on loopback serving the test zones: Debian's unbound with
+# local data only.  "." is a static local zone, so a name given no record
+# is NXDOMAIN and a name with records of other types only is NODATA (also
+# an empty non-terminal such as example.com when only _dmarc.example.com
+# has data).  Records are zone-file lines "NAME [TTL] [IN] TYPE RDATA",
+# TXT strings in double quotes ("a" "b" are two strings of one record);
+# blank lines and lines starting with "#" are ignored.
+#
+#   it_dns_zone 'example.com. 300 IN TXT "v=spf1 ip4:192.0.2.10 -all"' ...
+#   it_dns_zone -f FILE            more records from a file
+#   it_dns_start                   unbound on 127.0.0.1:$IT_DNS_PORT (UDP and
+#                                  TCP, exported); dns.nameservers entry is
+#                                  "127.0.0.1@$IT_DNS_PORT"; returns 1 when it
+#                                  does not answer within 10 s
+#   it_dns_restart                 serve the records added since (same port)
+#   it_dns_query NAME TYPE         "RCODE N" (e.g. "NOERROR 1", "NXDOMAIN 0")
+#   it_dns_stop
+#   it_dns_dead_port VAR           VAR = a port where nothing listens (UDP and
+#                                  TCP): an unreachable DNS server
+#   it_dns_slow_start DELAY        a UDP proxy on 127.0.0.1:$IT_DNS_SLOW_PORT
+#                                  (exported) that forwards each query to the
+#                                  server after DELAY seconds; DELAY "drop"
+#                                  never answers.  Logs to $IT_DNS_DIR/slow.log
+#   it_dns_slow_stop
+#
+# unbound logs every query it answers to $IT_DNS_DIR/unbound.log
+# (it_dns_queried NAME [TYPE] tells whether NAME was asked for).  The
+# servers started here are stopped on exit (it_dns_start wraps the EXIT
+# trap of it_init around them), by their recorded PIDs only.
+
+IT_DNS_PID=
+IT_DNS_PORT=
+IT_DNS_SLOW_PID=
+IT_DNS_SLOW_PORT=
+IT_DNS_TRAP=0
+
+# it_dns_dir - $IT_DNS_DIR, created on first use
+it_dns_dir()
+{
+    IT_DNS_DIR=$IT_DIR/dns
+    IT_DNS_ZONE=$IT_DNS_DIR/zone.txt
+    export IT_DNS_DIR
+    [ -d "$IT_DNS_DIR" ] || mkdir -p "$IT_DNS_DIR"
+    [ -f "$IT_DNS_ZONE" ] || : >"$IT_DNS_ZONE"
+    [ -f "$IT_DNS_DIR/dnstool.py" ] || it_dns_tool
+}
+
+# it_dns_zone LINE... | -f FILE - records for the next it_dns_start
+it_dns_zone()
+{
+    it_dns_dir
+    if [ "${1:-}" = -f ]; then
+        [ -r "${2:-}" ] || it_die "it_dns_zone: cannot read '${2:-}'"
+        cat "$2" >>"$IT_DNS_ZONE"
+        printf '\n' >>"$IT_DNS_ZONE"
+        return 0
+    fi
+    printf '%s\n' "$@" >>"$IT_DNS_ZONE"
+}
+
+# it_dns_udp_free PORT - nothing bound to UDP PORT
+it_dns_udp_free()
+{
+    [ -z "$(ss -lunH "sport = :$1" 2>/dev/null)" ]
+}
+
+# it_dns_pick_port VAR - a port free for both TCP and UDP
+it_dns_pick_port()
+{
+    local n it_dns_port_
+    for ((n = 0; n < 20; n++)); do
+        # (it_pick_port has locals i and p: pass it a name they cannot hide)
+        it_pick_port it_dns_port_ || return 1
+        if it_dns_udp_free "$it_dns_port_"; then
+            printf -v "$1" '%s' "$it_dns_port_"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# it_dns_dead_port VAR - a port nothing listens on, kept from later picks
+it_dns_dead_port()
+{
+    it_dns_pick_port "$1"
+}
+
+# it_dns_conf - unbound.conf for the records in $IT_DNS_ZONE
+it_dns_conf()
+{
+    cat <<EOF
+# loopback test DNS server ($IT_NAME), written by it_dns_start
+server:
+  interface: 127.0.0.1@$IT_DNS_PORT
+  port: $IT_DNS_PORT
+  do-ip6: no
+  do-daemonize: no
+  username: ""
+  chroot: ""
+  directory: "$IT_DNS_DIR"
+  pidfile: ""
+  use-syslog: no
+  logfile: ""
+  verbosity: 1
+  log-queries: yes
+  num-threads: 1
+  so-reuseport: no
+  module-config: "iterator"
+  do-not-query-localhost: no
+  minimal-responses: yes
+  rrset-roundrobin: no
+  local-zone: "." static
+EOF
+    it_dns_py local-data "$IT_DNS_ZONE" || return 1
+    printf 'remote-control:\n  control-enable: no\n'
+}
+
+# it_dns_query NAME TYPE [PORT] - one UDP query (default: the server);
+# prints "RCODE ANSWERS" or "TIMEOUT"; status 0 when an answer came
+it_dns_query()
+{
+    it_dns_py query "${3:-$IT_DNS_PORT}" "$1" "$2"
+}
+
+# it_dns_answers PORT - the server at PORT answers (any rcode)
+it_dns_answers()
+{
+    it_dns_py query "$1" outpolicy-probe.invalid A >/dev/null 2>&1
+}
+
+# it_dns_start - start unbound with the zone; exports IT_DNS_PORT
+it_dns_start()
+{
+    it_dns_dir
+    command -v unbound >/dev/null 2>&1 || it_die "no unbound (Debian: unbound)"
+    [ -z "$IT_DNS_PID" ] || it_die "it_dns_start: unbound already running ($IT_DNS_PID)"
+    [ -n "$IT_DNS_PORT" ] || it_dns_pick_port IT_DNS_PORT || it_die "no free port for DNS"
+    export IT_DNS_PORT
+    it_dns_conf >"$IT_DNS_DIR/unbound.conf" || return 1
+    if command -v unbound-checkconf >/dev/null 2>&1 &&
+        ! unbound-checkconf "$IT_DNS_DIR/unbound.conf" >"$IT_DNS_DIR/checkconf.log" 2>&1; then
+        it_log "unbound-checkconf: $(head -n 3 "$IT_DNS_DIR/checkconf.log")"
+        return 1
+    fi
+    it_dns_trap
+    unbound -d -c "$IT_DNS_DIR/unbound.conf" >>"$IT_DNS_DIR/unbound.log" 2>&1 &
+    IT_DNS_PID=$!
+    if ! it_wait_for 10 it_dns_answers "$IT_DNS_PORT"; then
+        it_log "unbound does not answer on 127.0.0.1:$IT_DNS_PORT: $(tail -n 3 "$IT_DNS_DIR/unbound.log")"
+        it_dns_stop
+        return 1
+    fi
+}
+
+# it_dns_restart - reload the zone (stop, start on the same port)
+it_dns_restart()
+{
+    it_dns_stop
+    it_wait_for 5 it_dns_udp_free "$IT_DNS_PORT"
+    it_dns_start
+}
+
+it_dns_stop()
+{
+    [ -n "$IT_DNS_PID" ] || return 0
+    it_stop_pid "$IT_DNS_PID" 10
+    IT_DNS_PID=
+}
+
+# it_dns_queried NAME [TYPE] - unbound's log shows a query for NAME
+it_dns_queried()
+{
+    grep -qiE -- " info: 127\.0\.0\.1 ${1//./\\.}\.? ${2:-[A-Z0-9]+} IN" \
+        "$IT_DNS_DIR/unbound.log" 2>/dev/null
+}
+
+# it_dns_slow_start DELAY - the delaying proxy; exports IT_DNS_SLOW_PORT
+it_dns_slow_start()
+{
+    local delay=${1:?it_dns_slow_start DELAY|drop}
+    it_dns_dir
+    [ -z "$IT_DNS_SLOW_PID" ] || it_die "slow DNS proxy already running ($IT_DNS_SLOW_PID)"
+    it_dns_pick_port IT_DNS_SLOW_PORT || it_die "no free port for the slow DNS proxy"
+    export IT_DNS_SLOW_PORT
+    it_dns_trap
+    "$IT_PY" "$IT_DNS_DIR/dnstool.py" slow "$IT_DNS_SLOW_PORT" "${IT_DNS_PORT:-0}" \
+        "$delay" >>"$IT_DNS_DIR/slow.log" 2>&1 &
+    IT_DNS_SLOW_PID=$!
+    if ! it_wait_for 10 it_dns_udp_bound "$IT_DNS_SLOW_PORT"; then
+        it_log "slow DNS proxy did not bind: $(tail -n 3 "$IT_DNS_DIR/slow.log")"
+        it_dns_slow_stop
+        return 1
+    fi
+}
+
+it_dns_udp_bound()
+{
+    ! it_dns_udp_free "$1"
+}
+
+it_dns_slow_stop()
+{
+    [ -n "$IT_DNS_SLOW_PID" ] || return 0
+    it_stop_pid "$IT_DNS_SLOW_PID" 10
+    IT_DNS_SLOW_PID=
+}
+
+# it_dns_trap - stop the DNS servers on exit, before it_init's cleanup
+it_dns_trap()
+{
+    [ "$IT_DNS_TRAP" = 1 ] && return 0
+    IT_DNS_TRAP=1
+    trap it_dns_on_exit EXIT
+}
+
+it_dns_on_exit()
+{
+    local rc=$?
+    it_dns_slow_stop >/dev/null 2>&1
+    it_dns_stop >/dev/null 2>&1
+    (exit "$rc")
+    it_cleanup
+}
+
+# it_dns_py query PORT NAME TYPE | slow PORT UPSTREAM-PORT DELAY
+it_dns_py()
+{
+    it_dns_dir
+    "$IT_PY" "$IT_DNS_DIR/dnstool.py" "$@"
+}
+
+# it_dns_tool - write $IT_DNS_DIR/dnstool.py (a file, so that a background
+# proxy is python itself and its PID is the one recorded)
+it_dns_tool()
+{
+    cat >"$IT_DNS_DIR/dnstool.py" <<'EOF'
+import random, socket, struct, sys, threading, time
+
+TYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15,
+         "TXT": 16, "AAAA": 28, "SPF": 99}
+RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN",
+          4: "NOTIMP", 5: "REFUSED"}
+
+
+def qname(data):
+    """The question name of a DNS message (for the log)."""
+    labels, i = [], 12
+    while i < len(data) and data[i]:
+        n = data[i]
+        labels.append(data[i + 1:i + 1 + n].decode("latin-1"))
+        i += 1 + n
+    qt = struct.unpack(">H", data[i + 1:i + 3])[0] if i + 3 <= len(data) else 0
+    return ".".join(labels) + ".", qt
+
+
+def split_strings(rdata):
+    """Quoted strings over 255 octets become several strings (as a zone's
+    publisher would write them); a single quote becomes \\039."""
+    out, i, n = [], 0, len(rdata)
+    while i < n:
+        c = rdata[i]
+        if c != '"':
+            out.append(c)
+            i += 1
+            continue
+        j, units = i + 1, []
+        while j < n and rdata[j] != '"':
+            k = j + (4 if rdata[j] == "\\" and rdata[j + 1:j + 4].isdigit()
+                     else 2 if rdata[j] == "\\" else 1)
+            units.append(rdata[j:k])
+            j = k
+        for s in range(0, max(len(units), 1), 255):
+            out.append('"' + "".join(units[s:s + 255]) + '"')
+            if s + 255 < len(units):
+                out.append(" ")
+        i = j + 1
+    return "".join(out).replace("'", "\\039")
+
+
+def local_data(path):
+    """unbound local-data lines for a zone file of one-line records."""
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            print("  local-data: '%s'" % split_strings(line))
+    return 0
+
+
+def query(port, name, qtype):
+    qid = random.randrange(65536)
+    pkt = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    for label in name.rstrip(".").split("."):
+        pkt += bytes([len(label)]) + label.encode()
+    pkt += b"\0" + struct.pack(">HH", TYPES.get(qtype.upper(), 0) or int(qtype), 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(0.5)
+    try:
+        s.sendto(pkt, ("127.0.0.1", port))
+        while True:
+            d = s.recv(65535)
+            if len(d) >= 12 and struct.unpack(">H", d[:2])[0] == qid:
+                break
+    except OSError:
+        print("TIMEOUT")
+        return 1
+    rcode = d[3] & 15
+    print(RCODES.get(rcode, str(rcode)), struct.unpack(">H", d[6:8])[0])
+    return 0
+
+
+def slow(port, upstream, delay):
+    srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    srv.bind(("127.0.0.1", port))
+    print("slow proxy on %d -> %d, delay %s" % (port, upstream, delay), flush=True)
+
+    def handle(data, peer):
+        name, qt = qname(data)
+        t0 = time.time()
+        print("%.3f query %s type %d from %s" % (t0, name, qt, peer[1]), flush=True)
+        if delay == "drop" or upstream == 0:
+            return
+        time.sleep(float(delay))
+        up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        up.settimeout(3)
+        try:
+            up.sendto(data, ("127.0.0.1", upstream))
+            answer = up.recv(65535)
+        except OSError as err:
+            print("upstream: %s" % err, flush=True)
+            return
+        srv.sendto(answer, peer)
+        print("%.3f answered %s after %.1f s" % (time.time(), name, time.time() - t0),
+              flush=True)
+
+    while True:
+        data, peer = srv.recvfrom(65535)
+        threading.Thread(target=handle, args=(data, peer), daemon=True).start()
+
+
+op = sys.argv[1]
+if op == "local-data":
+    sys.exit(local_data(sys.argv[2]))
+if op == "query":
+    sys.exit(query(int(sys.argv[2]), sys.argv[3], sys.argv[4]))
+slow(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+EOF
+}
