@@ -298,6 +298,11 @@ start_signer(struct pol_msg *m, const struct pol_key *k)
             "(libopendkim status %d)", k->id, (int)st);
         return POL_ETEMP;
     }
+    /* libopendkim folds b= onto its own line for RSA only, but hashes the
+     * unfolded form; under c=simple headers that breaks Ed25519
+     * signatures, so those are not folded at all */
+    if (k->alg == POL_ALG_ED25519_SHA256 && cfg->dkim.canon / 2)
+        dkim_set_margin(d, 0);
     m->signers[m->nsigners] = d;
     m->signer_keys[m->nsigners++] = k;
     for (const struct pol_hdr *h = m->hdrs; h != NULL; h = h->next)

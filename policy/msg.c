@@ -234,13 +234,21 @@ keep_header(struct pol_msg *m, const char *name, const char *value)
         return POL_EPERM;
     }
     if ((h = pol_arena_alloc(m->arena, sizeof(*h))) == NULL
-        || (line = pol_arena_alloc(m->arena, nl + vl + 3)) == NULL) {
+        || (line = pol_arena_alloc(m->arena, nl + 2 * vl + 3)) == NULL) {
         pol_msg_seterr(m, "451 4.3.0 out of memory");
         return POL_ETEMP;
     }
-    /* With SMFIP_HDR_LEADSPC the value carries its own leading space. */
-    h->len = (size_t)sprintf(line, "%s:%s%s", name,
-        m->client.hdr_leadspc ? "" : " ", value);
+    /* With SMFIP_HDR_LEADSPC the value carries its own leading space.
+     * The MTA folds with a bare LF; the message on the wire has CRLF, and
+     * c=simple hashes exactly that, so the stored field gets CRLF. */
+    h->len = (size_t)sprintf(line, "%s:%s", name,
+        m->client.hdr_leadspc ? "" : " ");
+    for (const char *c = value; *c; c++) {
+        if (*c == '\n' && (c == value || c[-1] != '\r'))
+            line[h->len++] = '\r';
+        line[h->len++] = *c;
+    }
+    line[h->len] = '\0';
     h->line = line;
     h->name = pol_arena_strndup(m->arena, line, nl);
     h->value = line + nl + 1;

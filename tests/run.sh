@@ -96,6 +96,12 @@ if [ -z "${ONLY_INTEGRATION:-}" ]; then
     step unit-nomilter unit nomilter
     step fuzz env FUZZ_OUT="$ROOT/fuzz" "$SRC/tests/fuzz/run.sh" "$FUZZ_SECONDS"
     [ "${SKIP_DISTCHECK:-0}" = 1 ] || step distcheck distcheck
+    for c in "$SRC"/tests/conformance/run_*_suite.sh; do
+        [ -e "$c" ] || continue
+        name=$(basename "$c" .sh)
+        step "conformance-${name#run_}" bash "$c" "$ROOT/release"
+        grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOGS/conformance-${name#run_}.log" | tail -1 | sed 's/^/     /'
+    done
 else
     [ -x "$ROOT/release/milter/outpolicyd" ] || step build-release build release
 fi

@@ -456,6 +456,9 @@ mynetworks = 127.0.0.0/8
 relayhost = [127.0.0.1]:$IT_SINK_PORT
 smtp_dns_support_level = disabled
 smtpd_peername_lookup = no
+# no rewriting of address headers from local clients: the milter must see
+# what the client sent (e.g. an unparseable From:)
+local_header_rewrite_clients =
 smtp_tls_security_level = none
 biff = no
 delay_warning_time = 0
