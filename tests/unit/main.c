@@ -20,6 +20,7 @@ main(void)
     srunner_add_suite(sr, suite_msg());
     srunner_add_suite(sr, suite_dkim());
     srunner_add_suite(sr, suite_dmarc());
+    srunner_add_suite(sr, suite_canon());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

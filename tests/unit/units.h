@@ -14,5 +14,6 @@ Suite *suite_config(void);
 Suite *suite_msg(void);
 Suite *suite_dkim(void);
 Suite *suite_dmarc(void);
+Suite *suite_canon(void);
 
 #endif
