@@ -66,6 +66,7 @@ mf_fatal(int code, const char *fmt, ...)
         fprintf(stderr, "outpolicyd: %s\n", line);
     if (socket_file != NULL)
         unlink(socket_file);
+    mf_tlsmap_abandon();
     if (pidfile_path != NULL)
         unlink(pidfile_path);
     exit(code);
@@ -222,6 +223,20 @@ setup_socket(const struct pol_daemon_settings *d)
         mf_fatal(EX_OSERR, "chown %s to group %s: %s (start as root, or "
             "set daemon.socket_group to a group this user is in)", path,
             d->socket_group, strerror(errno));
+}
+
+/* setup_tlsmap - bind the TLS policy socketmap, if configured */
+static void
+setup_tlsmap(const struct pol_config *cfg,
+    const struct pol_daemon_settings *d)
+{
+    unsigned mode;
+    const char *spec = pol_config_tlsmap_socket(cfg, &mode);
+    char why[256];
+
+    if (mf_tlsmap_open(spec, mode, d->socket_group, run_uid, why,
+            sizeof(why)) != 0)
+        mf_fatal(EX_OSERR, "tls_policy.socket %s: %s", spec, why);
 }
 
 /* write_pidfile - our pid, owned by the run user so it can be removed */
@@ -394,8 +409,9 @@ mf_run(int shutdown_timeout)
     unsigned char b;
     bool requested = false;
 
-    if (pthread_create(&tid, NULL, milter_thread, NULL) != 0)
-        mf_fatal(EX_OSERR, "cannot start the milter thread");
+    if (pthread_create(&tid, NULL, milter_thread, NULL) != 0
+        || mf_tlsmap_start() != 0)
+        mf_fatal(EX_OSERR, "cannot start the milter or TLS policy thread");
     mf_log(LOG_NOTICE, NULL, "started, version %s", PACKAGE_VERSION);
     for (;;) {
         if (read(sig_pipe[0], &b, 1) != 1)
@@ -412,6 +428,7 @@ mf_run(int shutdown_timeout)
             break;
     }
     pthread_join(tid, NULL);
+    mf_tlsmap_stop();
     wait_sessions(shutdown_timeout);
     if (pidfile_path != NULL && unlink(pidfile_path) != 0)
         mf_log_errno(LOG_INFO, "cannot remove pidfile %s", pidfile_path);
@@ -454,6 +471,7 @@ main(int argc, char **argv)
     mf_log_set_level(d->log_level);
     resolve_user(d);
     setup_socket(d);
+    setup_tlsmap(cfg, d);
     if (!opt.foreground)
         daemonize();
     write_pidfile(d->pidfile);

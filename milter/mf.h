@@ -21,6 +21,16 @@ void mf_log_errno(int prio, const char *fmt, ...) MF_PRINTF(2, 3);
 /** Hooks for the policy engine (log lines, events to syslog). */
 extern const struct pol_hooks mf_hooks;
 
+/* tlsmapd.c: the TLS policy socketmap server */
+#include <sys/types.h>
+/** Bind tls_policy.socket (before the privilege drop); 0 also when off. */
+int mf_tlsmap_open(const char *spec, unsigned mode, const char *group,
+    uid_t uid, char *why, size_t len);
+int mf_tlsmap_start(void);
+void mf_tlsmap_stop(void);
+/** Remove the socket file on a failed start. */
+void mf_tlsmap_abandon(void);
+
 /* callbacks.c */
 extern struct smfiDesc mf_desc;
 /** Current config with a new reference (caller unrefs). */

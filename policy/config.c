@@ -322,6 +322,10 @@ set_string_like(const struct cf_param *p, struct pol_config *cfg,
         }
         *FIELD(cfg, p, int) = (int)mode;
         return 0;
+    case CF_MAPSOCKET:
+        if (*v == '\0')
+            break;
+        /* fall through */
     case CF_SOCKET:
         if ((why = check_socket(v)) != NULL) {
             pol_cf_error(err, s, p->path, "\"%s\": %s", v, why);
@@ -409,6 +413,7 @@ free_fields(struct pol_config *cfg)
         case CF_STR:
         case CF_PATH:
         case CF_SOCKET:
+        case CF_MAPSOCKET:
             free(*FIELD(cfg, p, char *));
             break;
         case CF_ADDRLIST:
@@ -426,6 +431,7 @@ free_fields(struct pol_config *cfg)
         }
     }
     pol_dkim_unconfigure(cfg);
+    pol_tlsmap_unconfigure(cfg);
     pol_keys_free(&cfg->keys);
     pol_spf_free(cfg->spf.state);
     pol_dns_free(cfg->dns.resolver);
@@ -438,12 +444,18 @@ static int
 check_semantics(struct pol_config *cfg, config_t *lc, struct pol_err *err)
 {
     bool from = false;
+    const char *bad;
 
     for (size_t i = 0; i < cfg->dkim.sign_headers.n; i++)
         from = from || strcasecmp(cfg->dkim.sign_headers.v[i], "from") == 0;
     if (!from) {
         pol_cf_error(err, config_lookup(lc, "dkim.sign_headers"),
             "dkim.sign_headers", "must include \"From\" (RFC 6376 5.4)");
+        return -1;
+    }
+    if ((bad = pol_tlsmap_check_default(cfg->tls_policy.deflt)) != NULL) {
+        pol_cf_error(err, config_lookup(lc, "tls_policy.default"),
+            "tls_policy.default", "\"%s\" %s", cfg->tls_policy.deflt, bad);
         return -1;
     }
     for (size_t i = 0; i < cfg->arc.sign_headers.n; i++)
@@ -641,6 +653,13 @@ enum pol_mode
 pol_config_mode(const struct pol_config *cfg)
 {
     return (enum pol_mode)cfg->mode;
+}
+
+const char *
+pol_config_tlsmap_socket(const struct pol_config *cfg, unsigned *mode)
+{
+    *mode = (unsigned)cfg->tls_policy.socket_mode;
+    return cfg->tls_policy.socket;
 }
 
 const char *

@@ -25,6 +25,7 @@ enum cf_type {
     CF_NSLIST,     /* list of "IP" / "IP@PORT" name servers */
     CF_IPLIST,     /* list of single IP addresses */
     CF_DOMAINLIST, /* list of domain names */
+    CF_MAPSOCKET,  /* "" or a socket like CF_SOCKET */
     CF_CUSTOM,     /* parsed by cf_param.parse (lists of groups) */
 };
 
@@ -50,6 +51,11 @@ struct cf_param {
 
 /** The schema, terminated by an entry with path NULL. */
 extern const struct cf_param pol_cf_schema[];
+
+int pol_tlsmap_parse_rules(const config_setting_t *s, struct pol_config *cfg,
+    struct pol_err *err);
+const char *pol_tlsmap_check_default(const char *policy);
+void pol_tlsmap_unconfigure(struct pol_config *cfg);
 
 /** Error "FILE:LINE: option 'path': message" for setting s (may be NULL). */
 void pol_cf_error(struct pol_err *err, const config_setting_t *s,

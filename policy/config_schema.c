@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "keys.h"
+#include "tlsmap.h"
 
 static const struct cf_enum mode_names[] = {
     { "enforce", POL_MODE_ENFORCE }, { "monitor", POL_MODE_MONITOR },
@@ -123,6 +124,11 @@ const struct cf_param pol_cf_schema[] = {
   { "dkim.sign_headers",            CF_HDRLIST,    DKIM_SIGN_HEADERS,                   0, 0,    CF_FIELD(dkim.sign_headers), NULL, NULL },
   { "dkim.oversign_headers",        CF_HDRLIST,    DKIM_OVERSIGN,                       0, 0,    CF_FIELD(dkim.oversign_headers), NULL, NULL },
   { "dkim.expire",                  CF_INT,        "0",                                 0, 31536000, CF_FIELD(dkim.expire), NULL, NULL },
+  { "tls_policy.socket",            CF_MAPSOCKET,  "",                                  0, 0,    CF_FIELD(tls_policy.socket), NULL, NULL },
+  { "tls_policy.socket_mode",       CF_OCTAL,      "0660",                              0, 0777, CF_FIELD(tls_policy.socket_mode), NULL, NULL },
+  { "tls_policy.default",           CF_STR,        "encrypt protocols=>=TLSv1.2",       0, 0,    CF_FIELD(tls_policy.deflt), NULL, NULL },
+  { "tls_policy.destinations",      CF_CUSTOM,     NULL,                                0, 0,    0, NULL, pol_tlsmap_parse_rules },
+  { "tls_policy.events",            CF_BOOL,       "true",                              0, 0,    CF_FIELD(tls_policy.events), NULL, NULL },
   { "arc.enabled",                  CF_BOOL,       "true",                              0, 0,    CF_FIELD(arc.enabled), NULL, NULL },
   { "arc.authserv_id",              CF_STR,        "",                                  0, 0,    CF_FIELD(arc.authserv_id), NULL, NULL },
   { "arc.key",                      CF_STR,        "",                                  0, 0,    CF_FIELD(arc.key_id), NULL, NULL },

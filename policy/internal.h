@@ -100,6 +100,7 @@ struct pol_key;
 struct pol_dkim_rule;
 struct pol_dns;
 struct pol_spf;
+struct pol_tls_rule;
 struct pol_keytable {
     struct pol_key *v;
     size_t n;
@@ -174,6 +175,14 @@ struct pol_config {
         struct pol_strlist sign_headers;
         int max_signatures, max_key_lookups;
     } arc;
+    struct {
+        char *socket;  /* "" = no TLS policy map */
+        int socket_mode;
+        char *deflt;   /* default Postfix TLS policy */
+        struct pol_tls_rule *rules;
+        size_t nrules;
+        bool events;
+    } tls_policy;
     struct pol_keytable keys;
     struct {
         bool enabled;

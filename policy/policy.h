@@ -262,6 +262,33 @@ enum pol_status pol_keygen(int alg, int bits, const char *file, char *txt,
 char *pol_msg_preflight_json(const struct pol_msg *m,
     const struct pol_verdict *v);
 
+/* ---- the TLS policy map (socketmap for smtp_tls_policy_maps) ---- */
+
+/**
+ * Parse one netstring from buf (len bytes): 1 with data/dlen/used set,
+ * 0 when more bytes are needed, -1 when malformed or longer than max.
+ */
+int pol_netstring_parse(const char *buf, size_t len, size_t max,
+    const char **data, size_t *dlen, size_t *used);
+/** data as a netstring into out; its length, or 0 if out is too small. */
+size_t pol_netstring_format(char *out, size_t outlen, const char *data);
+
+/**
+ * Answer one socketmap request ("tlspolicy KEY", without netstring
+ * framing) as a netstring reply ("OK POLICY" / "PERM reason") into out;
+ * logs and writes a tls_policy event.  Returns the reply length.
+ */
+size_t pol_tlsmap_answer(const struct pol_config *cfg, const char *req,
+    size_t len, char *out, size_t outlen);
+
+/** The policy for a next-hop and the rule that matched ("default"). */
+const char *pol_tlsmap_decide(const struct pol_config *cfg,
+    const char *nexthop, const char **rule);
+
+/** tls_policy.socket ("" = no map) and its mode. */
+const char *pol_config_tlsmap_socket(const struct pol_config *cfg,
+    unsigned *mode);
+
 /* Helpers shared with the glue and tests. */
 const char *pol_action_name(enum pol_action a);
 

@@ -6,6 +6,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 
 #include "keys.h"
@@ -204,6 +205,79 @@ put_outpolicy(struct pol_json *j, const struct pol_msg *m,
     pol_json_obj_end(j);
 }
 
+/* destination_event - one recipient domain of the message */
+static enum pol_status
+destination_event(struct pol_msg *m, const struct pol_verdict *v,
+    const char *domain, const char *ts)
+{
+    struct pol_json j;
+    const char *rule, *policy = pol_tlsmap_decide(m->cfg, domain, &rule);
+    enum pol_status st;
+    int n = 0;
+
+    pol_json_init(&j);
+    pol_json_obj_begin(&j, NULL);
+    pol_json_str(&j, "@timestamp", ts);
+    pol_json_obj_begin(&j, "event");
+    pol_json_str(&j, "kind", "event");
+    pol_json_arr_begin(&j, "category");
+    pol_json_str(&j, NULL, "email");
+    pol_json_arr_end(&j);
+    pol_json_str(&j, "action", "destination");
+    pol_json_obj_end(&j);
+    pol_json_obj_begin(&j, "email");
+    if (*m->queue_id)
+        pol_json_str(&j, "local_id", m->queue_id);
+    if (*m->message_id)
+        pol_json_str(&j, "message_id", m->message_id);
+    pol_json_obj_begin(&j, "to");
+    pol_json_arr_begin(&j, "address");
+    for (const struct pol_rcpt *r = m->rcpts; r; r = r->next)
+        if (strcasecmp(pol_addr_domain(r->addr), domain) == 0) {
+            pol_json_str(&j, NULL, r->addr);
+            n++;
+        }
+    pol_json_arr_end(&j);
+    pol_json_obj_end(&j);
+    pol_json_obj_end(&j);
+    pol_json_obj_begin(&j, "destination");
+    pol_json_str(&j, "domain", domain);
+    pol_json_obj_end(&j);
+    pol_json_obj_begin(&j, "outpolicy");
+    pol_json_int(&j, "schema", POL_SCHEMA_VERSION);
+    pol_json_str(&j, "envelope_from", m->sender);
+    pol_json_int(&j, "recipient_count", n);
+    pol_json_obj_begin(&j, "tls_policy");
+    pol_json_str(&j, "policy", policy);
+    pol_json_str(&j, "rule", rule);
+    pol_json_obj_end(&j);
+    pol_json_str(&j, "verdict", pol_action_name(v->action));
+    put_dkim(&j, m);
+    pol_json_obj_end(&j);
+    pol_json_obj_end(&j);
+    st = j.oom ? POL_ETEMP : pol_events_write(m->cfg, j.buf, j.len);
+    pol_json_free(&j);
+    return st;
+}
+
+/* destination_events - one per distinct recipient domain, for messages
+ * that are accepted (a refused message goes nowhere) */
+static enum pol_status
+destination_events(struct pol_msg *m, const struct pol_verdict *v,
+    const char *ts)
+{
+    for (const struct pol_rcpt *r = m->rcpts; r; r = r->next) {
+        const char *d = pol_addr_domain(r->addr);
+        const struct pol_rcpt *q;
+        for (q = m->rcpts; q != r; q = q->next)
+            if (strcasecmp(pol_addr_domain(q->addr), d) == 0)
+                break;
+        if (q == r && destination_event(m, v, d, ts) != POL_OK)
+            return POL_ETEMP;
+    }
+    return POL_OK;
+}
+
 enum pol_status
 pol_report_submission(struct pol_msg *m, const struct pol_verdict *v,
     const char *stage)
@@ -247,6 +321,9 @@ pol_report_submission(struct pol_msg *m, const struct pol_verdict *v,
     }
     st = pol_events_write(m->cfg, j.buf, j.len);
     pol_json_free(&j);
+    if (st == POL_OK && (v->action < POL_TEMPFAIL
+            || m->cfg->mode != POL_MODE_ENFORCE))
+        st = destination_events(m, v, ts);
     if (st != POL_OK)
         pol_msg_seterr(m, "451 4.3.0 cannot record the message event");
     return st;

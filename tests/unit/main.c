@@ -21,6 +21,7 @@ main(void)
     srunner_add_suite(sr, suite_dkim());
     srunner_add_suite(sr, suite_dmarc());
     srunner_add_suite(sr, suite_canon());
+    srunner_add_suite(sr, suite_tlsmap());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -15,5 +15,6 @@ Suite *suite_msg(void);
 Suite *suite_dkim(void);
 Suite *suite_dmarc(void);
 Suite *suite_canon(void);
+Suite *suite_tlsmap(void);
 
 #endif
