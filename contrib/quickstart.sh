@@ -30,9 +30,22 @@ export OUTPOLICY_BUILD=$BUILD IT_KEEP=${QUICKSTART_KEEP:-0}
 it_init quickstart
 it_tls_cert
 it_sink_start
+# DKIM (RSA + Ed25519) and ARC keys for example.com, as an admin makes them
+KEYS=$IT_DIR/keys
+mkdir -p "$KEYS" && chmod 700 "$KEYS"
+CTL=$OUTPOLICY_BUILD/ctl/outpolicyctl
+"$CTL" keygen --domain example.com --selector s1 --out "$KEYS/s1.pem" >"$KEYS/zone.txt" 2>/dev/null
+"$CTL" keygen --domain example.com --selector e1 --algorithm ed25519 --out "$KEYS/e1.pem" >>"$KEYS/zone.txt" 2>/dev/null
+chown -R nobody "$KEYS"
+TLSMAP=$IT_RUN/tlspolicy.sock
 # 127.0.0.0/8 minus 127.0.0.9 is "internal"; 127.0.0.9 plays an outside client
 it_daemon_config "$IT_DIR/outpolicy.conf" \
-    'outbound.internal_hosts=[ "127.0.0.1/32", "127.0.0.2/32" ]'
+    'outbound.internal_hosts=[ "127.0.0.1/32", "127.0.0.2/32" ]' \
+    "keys=( { id = \"rsa\"; domain = \"example.com\"; selector = \"s1\"; file = \"$KEYS/s1.pem\"; }, { id = \"ed\"; domain = \"example.com\"; selector = \"e1\"; file = \"$KEYS/e1.pem\"; algorithm = \"ed25519-sha256\"; } )" \
+    'dkim.signing=( { from = "example.com"; keys = [ "rsa", "ed" ]; } )' \
+    'arc.authserv_id="mx.outpolicy.test"' 'arc.key="rsa"' \
+    "tls_policy.socket=\"unix:$TLSMAP\"" \
+    'tls_policy.destinations=( { match = ".legacy.example"; policy = "may"; } )'
 it_daemon_start "$IT_DIR/outpolicy.conf" || exit 1
 IT_MILTER="unix:$IT_SOCK" it_postfix_start
 
@@ -72,23 +85,49 @@ for f in $(it_sink_messages); do
     row "  $subj" "${tlsreq:+TLS-Required: $tlsreq}${tlsreq:-(no TLS-Required header)}"
 done
 echo
+echo "==> DKIM and ARC of what was delivered, checked by dkimpy (an independent verifier):"
+VERIFY=${OUTPOLICY_SHARED:-$SRC/../shared}/tools/mailauth-verify
+for f in $(it_sink_messages); do
+    subj=$(it_sink_header "$f" subject | head -1)
+    if [ -x "$VERIFY" ]; then
+        it_sink_message_body "$f" crlf >"$IT_DIR/check.eml"
+        res=$("$VERIFY" --zone "$KEYS/zone.txt" "$IT_DIR/check.eml" | "$IT_PY" -c '
+import json, sys
+r = json.loads(sys.stdin.read())
+sigs = ", ".join("%s s=%s %s" % (d["algorithm"], d["selector"], d["result"]) for d in r["dkim"])
+print("DKIM: %s; ARC cv=%s" % (sigs or "none", r["arc"]["cv"]))')
+    else
+        res="(../shared/tools/mailauth-verify not found)"
+    fi
+    row "  $subj" "$res"
+done
+echo
+echo "==> the TLS policy map Postfix would query (smtp_tls_policy_maps):"
+mkdir -p "$IT_DIR/pm" && touch "$IT_DIR/pm/main.cf"
+for k in gmail.com mx.legacy.example '[smtp.exmail.qq.com]:465'; do
+    row "  postmap -q $k" "$(postmap -c "$IT_DIR/pm" -q "$k" "socketmap:unix:$TLSMAP:tlspolicy")"
+done
+echo
 echo "==> outpolicyd's log ($IT_DIR/outpolicyd.log):"
 grep -E 'verdict|tls-required' "$IT_DIR/outpolicyd.log" | sed 's/^/  /'
 echo
-echo "==> JSON events ($IT_EVENTS), one per outbound message:"
+echo "==> JSON events ($IT_EVENTS): $(grep -c '"action":"submission"' "$IT_EVENTS") submission, $(grep -c '"action":"destination"' "$IT_EVENTS") destination, $(grep -c '"action":"tls_policy"' "$IT_EVENTS") tls_policy"
 "$IT_PY" -c '
 import json, sys
 for line in open(sys.argv[1]):
     e = json.loads(line)
+    if e["event"]["action"] != "submission":
+        continue
     o = e["outpolicy"]
-    print("  %-10s qid=%-12s from=%-20s tls=%-4s verdict=%s%s tls_required=%s" % (
-        e["event"]["action"], e["email"].get("local_id", "-"),
-        o["envelope"]["from"], e["tls"].get("version", "none"),
-        o["verdict"]["action"], "(" + o["verdict"]["check"] + ")" if o["verdict"]["check"] else "",
-        o["tls_required"]))
+    last = e
+    print("  qid=%-12s from=%-18s tls=%-4s verdict=%-6s%s dkim=%s arc=%s" % (
+        e["email"].get("local_id", "-"), o["envelope"]["from"],
+        e["tls"].get("version", "none"), o["verdict"]["action"],
+        "(" + o["verdict"]["check"] + ")" if o["verdict"]["check"] else "",
+        o["dkim"]["result"], o.get("arc", {}).get("sealed_instance", 0)))
 print()
-print("  last event in full:")
-print(json.dumps(e, indent=2).replace("\n", "\n  ").join(["  ", ""]))
+print("  last submission event in full:")
+print(json.dumps(last, indent=2).replace("\n", "\n  ").join(["  ", ""]))
 ' "$IT_EVENTS"
 echo
 echo "==> done; stopping what the demo started"
