@@ -77,8 +77,13 @@ dmarc_eval(struct pol_msg *m, const struct pol_config *cfg,
         return POL_OK;
     }
     from = pol_addr_domain(m->from[0]);
-    found = pol_dmarc_lookup(cfg, from, &m->dmarc.rec, &m->dmarc.at,
-        &m->dmarc.subdomain, why, sizeof(why));
+    if (m->spf.n > 0 && m->spf.overall == POL_SPF_TEMPERROR) {
+        /* DNS just failed for this message: one timeout is enough */
+        found = -1;
+        snprintf(why, sizeof(why), "DNS failed for the SPF check");
+    } else
+        found = pol_dmarc_lookup(cfg, from, &m->dmarc.rec, &m->dmarc.at,
+            &m->dmarc.subdomain, why, sizeof(why));
     if (found < 0) {
         m->dmarc.status = "temperror";
         a = (enum pol_action)cfg->dmarc.on_temperror;

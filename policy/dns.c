@@ -212,6 +212,29 @@ fill(struct pol_dns_answer *a, const struct ub_result *r)
     }
 }
 
+/* name_ok - a name DNS can carry: labels 1..63, at most 253 octets */
+static bool
+name_ok(const char *name)
+{
+    size_t n = strlen(name), label = 0;
+
+    if (n > 0 && name[n - 1] == '.')
+        n--;
+    if (n == 0 || n > 253)
+        return strcmp(name, ".") == 0;
+    for (size_t i = 0; i < n; i++) {
+        if (name[i] != '.')
+            label++;
+        else if (label == 0)
+            return false;
+        else
+            label = 0;
+        if (label > 63)
+            return false;
+    }
+    return label > 0;
+}
+
 struct pol_dns_answer *
 pol_dns_query(struct pol_dns *d, const char *name, int type)
 {
@@ -226,6 +249,11 @@ pol_dns_query(struct pol_dns *d, const char *name, int type)
         return NULL;
     }
     a->rc = POL_DNS_TEMP;
+    if (!name_ok(name)) { /* such a name cannot exist */
+        a->rc = POL_DNS_NXDOMAIN;
+        free(q);
+        return a;
+    }
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->cond, NULL);
     q->refs = 2;

@@ -289,6 +289,34 @@ const char *pol_tlsmap_decide(const struct pol_config *cfg,
 const char *pol_config_tlsmap_socket(const struct pol_config *cfg,
     unsigned *mode);
 
+/* ---- Postfix log lines (maillog.c), for outpolicyctl trace ---- */
+enum pol_logkind {
+    POL_LOG_OTHER = 0, POL_LOG_DELIVERY, POL_LOG_TLS, POL_LOG_FROM,
+    POL_LOG_MSGID, POL_LOG_EXPIRED, POL_LOG_REMOVED,
+};
+
+struct pol_logline {
+    enum pol_logkind kind;
+    char ts[40];       /* as logged; "" for bare messages */
+    char prog[64];     /* "postfix/smtp", "postfix-out/smtp" */
+    char service[32];  /* "smtp" */
+    long pid;
+    char qid[32];
+    char to[320], orig_to[320], from[320], msgid[300];
+    char relay[300], relay_host[256], relay_ip[64];
+    int relay_port;
+    double delay, delays[4];
+    char dsn[16], status[16], reason[400];
+    char tls_trust[16], tls_version[16], tls_cipher[80];
+    int nrcpt;
+};
+
+/**
+ * Parse one log line (no newline).  0: parsed (kind says what; OTHER for
+ * lines of no interest), -1: not a log line we can read.
+ */
+int pol_logline_parse(const char *line, struct pol_logline *l);
+
 /* Helpers shared with the glue and tests. */
 const char *pol_action_name(enum pol_action a);
 

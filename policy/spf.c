@@ -196,7 +196,7 @@ pol_spf_eval(struct pol_spf *s, const char *ip, const char *sender,
         SPF_request_free(req);
         return POL_SPF_PERMERROR;
     }
-    SPF_request_query_mailfrom(req, &resp);
+    e = SPF_request_query_mailfrom(req, &resp);
     if (resp != NULL) {
         switch (SPF_response_result(resp)) {
         case SPF_RESULT_PASS: r = POL_SPF_PASS; break;
@@ -205,7 +205,13 @@ pol_spf_eval(struct pol_spf *s, const char *ip, const char *sender,
         case SPF_RESULT_NEUTRAL: r = POL_SPF_NEUTRAL; break;
         case SPF_RESULT_NONE: r = POL_SPF_NONE; break;
         case SPF_RESULT_PERMERROR: r = POL_SPF_PERMERROR; break;
-        default: r = POL_SPF_TEMPERROR; break;
+        case SPF_RESULT_TEMPERROR: r = POL_SPF_TEMPERROR; break;
+        default:
+            /* no result: a record that does not compile is permanent,
+             * only a DNS failure is temporary */
+            r = e == SPF_E_DNS_ERROR ? POL_SPF_TEMPERROR
+                                     : POL_SPF_PERMERROR;
+            break;
         }
         if (SPF_response_get_smtp_comment(resp) != NULL)
             snprintf(why, whylen, "%s", SPF_response_get_smtp_comment(resp));
@@ -462,7 +468,8 @@ one_item(const struct pol_config *cfg, struct pol_spf_outcome *out, int k,
         if (r != POL_SPF_PASS)
             advice(cfg, out->domain, what, (enum pol_spf_result)r, libwhy,
                 why, whylen);
-        ttl = txt_ttl(cfg, out->domain);
+        if (r != POL_SPF_TEMPERROR) /* temperrors are not cached */
+            ttl = txt_ttl(cfg, out->domain);
     }
     out->item[k].result = (enum pol_spf_result)r;
     out->item[k].lookups = lookups;
@@ -492,7 +499,13 @@ pol_spf_check(const struct pol_config *cfg, struct pol_arena *a,
     for (int k = 0; k < out->n; k++) {
         int act;
         why[0] = '\0';
-        one_item(cfg, out, k, sender, helo, why, sizeof(why));
+        if (k > 0 && out->item[k - 1].result == POL_SPF_TEMPERROR) {
+            /* the same domain on the same servers: do not wait again */
+            out->item[k].result = POL_SPF_TEMPERROR;
+            snprintf(why, sizeof(why), "DNS look-up for %s failed; retry "
+                "later", out->domain);
+        } else
+            one_item(cfg, out, k, sender, helo, why, sizeof(why));
         act = cfg->spf.on[out->item[k].result];
         if (act > worst || worst < 0) {
             worst = act;

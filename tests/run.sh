@@ -96,6 +96,7 @@ if [ -z "${ONLY_INTEGRATION:-}" ]; then
     step unit-nomilter unit nomilter
     step fuzz env FUZZ_OUT="$ROOT/fuzz" "$SRC/tests/fuzz/run.sh" "$FUZZ_SECONDS"
     [ "${SKIP_DISTCHECK:-0}" = 1 ] || step distcheck distcheck
+    (cd "$ROOT/release" && make -j"$(nproc)" tests/conformance/spf_eval) >"$LOGS/build-conformance.log" 2>&1
     for c in "$SRC"/tests/conformance/run_*_suite.sh; do
         [ -e "$c" ] || continue
         name=$(basename "$c" .sh)

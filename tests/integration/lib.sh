@@ -933,6 +933,12 @@ EOF
 #                                  never answers.  Logs to $IT_DNS_DIR/slow.log
 #   it_dns_slow_stop
 #
+# Name the test zones under example.com, *.example, co.uk...: outpolicyd's
+# resolver (libunbound) answers NXDOMAIN itself, without asking this
+# server, for test., invalid., onion., home.arpa., localhost. and the
+# AS112 / documentation reverse zones (10.in-addr.arpa, 168.192.in-addr.arpa,
+# 2.0.192.in-addr.arpa, 8.b.d.0.1.0.0.2.ip6.arpa ...).
+#
 # unbound logs every query it answers to $IT_DNS_DIR/unbound.log
 # (it_dns_queried NAME [TYPE] tells whether NAME was asked for).  The
 # servers started here are stopped on exit (it_dns_start wraps the EXIT
