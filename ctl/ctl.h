@@ -15,6 +15,7 @@ int ctl_dkim_sign(int argc, char **argv);
 int ctl_preflight(int argc, char **argv);
 
 int ctl_arc_verify(int argc, char **argv);
+int ctl_trace(int argc, char **argv);
 int ctl_arc_seal(int argc, char **argv);
 
 /* msgio.c */

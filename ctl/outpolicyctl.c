@@ -38,6 +38,10 @@ usage(FILE *out)
         "         [--algorithm A] [--headers h1:h2] [--timestamp T]\n"
         "         [--zone FILE] [--standardize] [MESSAGE|-]\n"
         "                         print the message with a new ARC set\n"
+        "  trace [--events FILE]... [--follow | --summary [--json]]\n"
+        "         [--since T] [--until T] [POSTFIX-LOG|-]\n"
+        "                         delivery events joined with outpolicy's\n"
+        "                         events, or a summary per domain\n"
         "  version                print the version\n", CTL_DEFAULT_CONF);
 }
 
@@ -85,6 +89,7 @@ main(int argc, char **argv)
         { "preflight", ctl_preflight },
         { "arc-verify", ctl_arc_verify },
         { "arc-seal", ctl_arc_seal },
+        { "trace", ctl_trace },
     };
 
     if (argc < 2) {

@@ -15,7 +15,7 @@ LIBS="$(pkg-config --libs $DEPS) -lspf2 -lpthread"
 POLICY="arena addrlist addr tlsver json verdict config config_schema events msg checks report check_submission_tls check_tls_required keys dkim dns spf dmarc check_spf check_dmarc canon arc arckey tlsmap maillog"
 export LSAN_OPTIONS="suppressions=$SRC/tests/fuzz/lsan.supp:print_suppressions=0"
 pass=0 fail=0
-for t in config addr arc tlsmap dmarc; do
+for t in config addr arc tlsmap dmarc maillog; do
     srcs=""
     for f in $POLICY; do srcs="$srcs $SRC/policy/$f.c"; done
     # shellcheck disable=SC2086

@@ -22,6 +22,7 @@ main(void)
     srunner_add_suite(sr, suite_dmarc());
     srunner_add_suite(sr, suite_canon());
     srunner_add_suite(sr, suite_tlsmap());
+    srunner_add_suite(sr, suite_maillog());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

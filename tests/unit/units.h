@@ -16,5 +16,6 @@ Suite *suite_dkim(void);
 Suite *suite_dmarc(void);
 Suite *suite_canon(void);
 Suite *suite_tlsmap(void);
+Suite *suite_maillog(void);
 
 #endif
