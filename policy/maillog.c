@@ -131,6 +131,8 @@ delivery(const char *m, struct pol_logline *l)
     field(m, "dsn", l->dsn, sizeof(l->dsn));
     st += 8;
     copy(l->status, sizeof(l->status), st, strcspn(st, " ,"));
+    if (l->status[0] == '\0')
+        return -1; /* "status=" with nothing after it */
     if ((st = strchr(st, '(')) != NULL) {
         const char *e = strrchr(st, ')');
         copy(l->reason, sizeof(l->reason), st + 1, e && e > st

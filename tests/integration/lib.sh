@@ -1263,3 +1263,133 @@ if op == "query":
 slow(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
 EOF
 }
+
+# ---------------------------------------------------------------- second instance
+#
+# A second Postfix instance with its own outpolicyd, for tests that need two
+# gateways in series (ARC multi-hop).  Its files live under
+# $IT2_DIR = $IT_DIR/second (postfix/, run/, events/, swaks/, tls/, sasl/,
+# outpolicyd.log); its smtpd listens on 127.0.0.1:$IT2_SMTP_PORT, it calls
+# itself mx2.outpolicy.test (Postfix will not relay to a server that greets
+# with its own name) and relays to the same smtp-sink.
+#
+# Every harness function can run against the second instance: it_second
+# swaps the per-instance variables (IT_DIR IT_SMTP_PORT IT_RUN IT_SOCK
+# IT_PIDFILE IT_EVENTS IT_DAEMON_PID IT_POSTFIX_UP IT_POSTCONF_EXTRA) with
+# their IT2_* twins, runs the command, and swaps back.
+#
+#   it_second_init                        $IT2_DIR, $IT2_SMTP_PORT, $IT2_SOCK,
+#                                         $IT2_PIDFILE, $IT2_EVENTS (exported)
+#   it_second it_daemon_config FILE PATH=VALUE...
+#   it_second it_daemon_start FILE        (and it_daemon_stop, _alive, _hup)
+#   it_second it_postconf KEY=VALUE...    before it_second_postfix_start
+#   it_second_postfix_start               its milter is the second outpolicyd
+#   it_second it_events_query PYEXPR      (it_event_field, it_swaks, ...)
+#   it_second_stop                        both of its processes
+#
+# Route mail from the first instance to it, e.g. for one domain:
+#   it_postconf "transport_maps = inline:{ hop2.test=smtp:[127.0.0.1]:$IT2_SMTP_PORT }"
+#
+# Its processes are stopped on exit.  The exit handler installed here runs
+# the EXIT trap that was in place when it was installed (it_init's, or the
+# DNS section's): start DNS servers before the second instance.
+
+IT2_DIR=
+IT2_SMTP_PORT=
+IT2_RUN=
+IT2_SOCK=
+IT2_PIDFILE=
+IT2_EVENTS=
+# shellcheck disable=SC2034  # read through ${!name} in it_second_swap
+IT2_DAEMON_PID='' IT2_POSTFIX_UP=0
+IT2_POSTCONF_EXTRA=()
+IT2_ACTIVE=0
+IT2_PREV_TRAP=
+IT2_VARS="DIR SMTP_PORT RUN SOCK PIDFILE EVENTS DAEMON_PID POSTFIX_UP"
+
+# it_second_init - directories and port of the second instance
+it_second_init()
+{
+    [ -n "${IT_DIR:-}" ] || it_die "it_second_init before it_init"
+    IT2_DIR=$IT_DIR/second
+    IT2_RUN=$IT2_DIR/run
+    IT2_SOCK=$IT2_RUN/outpolicyd.sock
+    IT2_PIDFILE=$IT2_RUN/outpolicyd.pid
+    IT2_EVENTS=$IT2_DIR/events/events.json
+    mkdir -p "$IT2_RUN" "$IT2_DIR/events" "$IT2_DIR/swaks"
+    chmod 755 "$IT2_DIR"
+    chown nobody:nogroup "$IT2_RUN" "$IT2_DIR/events"
+    it_pick_port IT2_SMTP_PORT || it_die "no free port for the second instance"
+    IT2_POSTCONF_EXTRA=("myhostname=mx2.outpolicy.test")
+    export IT2_DIR IT2_SMTP_PORT IT2_RUN IT2_SOCK IT2_PIDFILE IT2_EVENTS
+    it_second_trap
+    it_log "$IT_NAME: second instance dir $IT2_DIR smtp $IT2_SMTP_PORT"
+}
+
+# it_second_swap - exchange the per-instance variables with their twins
+it_second_swap()
+{
+    local v t
+    local -a a
+    for v in $IT2_VARS; do
+        t=IT_$v
+        a=("${!t}")
+        t=IT2_$v
+        printf -v "IT_$v" '%s' "${!t}"
+        printf -v "IT2_$v" '%s' "${a[0]}"
+    done
+    a=("${IT_POSTCONF_EXTRA[@]}")
+    IT_POSTCONF_EXTRA=("${IT2_POSTCONF_EXTRA[@]}")
+    IT2_POSTCONF_EXTRA=("${a[@]}")
+    IT2_ACTIVE=$((1 - IT2_ACTIVE))
+}
+
+# it_second CMD... - run a harness command against the second instance
+it_second()
+{
+    local rc
+    [ -n "$IT2_DIR" ] || [ "$IT2_ACTIVE" = 1 ] || it_die "it_second before it_second_init"
+    it_second_swap
+    "$@"
+    rc=$?
+    it_second_swap
+    return "$rc"
+}
+
+# it_second_postfix_start - start the second Postfix, milter = its outpolicyd
+it_second_postfix_start()
+{
+    local IT_MILTER="unix:$IT2_SOCK"
+    it_second_trap
+    it_second it_postfix_start
+}
+
+# it_second_stop - stop the second outpolicyd and Postfix (if started)
+it_second_stop()
+{
+    [ -n "$IT2_DIR" ] || return 0
+    it_second it_daemon_stop >/dev/null 2>&1
+    it_second it_postfix_stop >/dev/null 2>&1
+}
+
+# it_second_trap - put it_second_on_exit in front of the current EXIT trap
+it_second_trap()
+{
+    local cur
+    cur=$(trap -p EXIT)
+    case $cur in *it_second_on_exit*) return 0 ;; esac
+    cur=${cur#trap -- \'}
+    cur=${cur%\' EXIT}
+    [[ $cur =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || cur=it_cleanup
+    IT2_PREV_TRAP=$cur
+    trap it_second_on_exit EXIT
+}
+
+it_second_on_exit()
+{
+    local rc=$?
+    [ "$IT2_ACTIVE" = 1 ] && it_second_swap    # it_die inside it_second
+    it_second_stop
+    (exit "$rc")
+    "${IT2_PREV_TRAP:-it_cleanup}"
+}
