@@ -810,7 +810,10 @@ seal(struct pol_msg *m)
             { "t", ts }, { "b", NULL } };
         if (!hash_init(&h))
             goto oom;
-        for (int j = 1; j <= arc->n + 1; j++)
+        /* RFC 8617 5.1.2: a seal with cv=fail covers only its own set
+         * (the earlier sets may be incomplete or broken) */
+        for (int j = strcmp(arc->cv, "fail") == 0 ? arc->n + 1 : 1;
+             j <= arc->n + 1; j++)
             for (int kk = 0; kk < KINDS && !(j == arc->n + 1 && kk == AS);
                  kk++)
                 hash_field(m, &h, sets[j][kk]->h->name,
@@ -828,7 +831,7 @@ oom:
 }
 
 enum pol_status
-pol_arc_eom(struct pol_msg *m, pol_txt_fn fn, void *arg)
+pol_arc_validate(struct pol_msg *m, pol_txt_fn fn, void *arg)
 {
     struct pol_arc *arc = m->arc;
 
@@ -840,7 +843,15 @@ pol_arc_eom(struct pol_msg *m, pol_txt_fn fn, void *arg)
             arc->reason);
         return POL_ETEMP;
     }
-    if (arc->key == NULL || arc->sbh == NULL)
+    return POL_OK;
+}
+
+enum pol_status
+pol_arc_seal(struct pol_msg *m)
+{
+    struct pol_arc *arc = m->arc;
+
+    if (arc == NULL || arc->key == NULL || arc->sbh == NULL)
         return POL_OK; /* validation only */
     if (arc->n >= POL_ARC_MAX) {
         m->arc_not_sealed = "the chain already has 50 sets";

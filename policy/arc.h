@@ -60,12 +60,14 @@ struct pol_arc;
 /** End of headers: find the ARC sets, start the body hashes. */
 enum pol_status pol_arc_eoh(struct pol_msg *m);
 void pol_arc_body(struct pol_msg *m, const unsigned char *p, size_t n);
+/** End of message: validate the chain (keys through fn). */
+enum pol_status pol_arc_validate(struct pol_msg *m, pol_txt_fn fn,
+    void *arg);
 /**
- * End of message: validate the chain (keys through fn), then, when a
- * sealing key applies, queue AAR/AMS/AS inserts.  aar_results is the
- * "method=result ..." part of our ARC-Authentication-Results.
+ * Then, when a sealing key applies, queue AAR/AMS/AS inserts; the AAR
+ * carries m->arc_results (this hop's results, including arc=).
  */
-enum pol_status pol_arc_eom(struct pol_msg *m, pol_txt_fn fn, void *arg);
+enum pol_status pol_arc_seal(struct pol_msg *m);
 void pol_arc_free(struct pol_msg *m);
 
 /** Chain result of a message: "none" / "pass" / "fail", and why. */

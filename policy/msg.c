@@ -386,14 +386,14 @@ pol_msg_eom(struct pol_msg *m, struct pol_verdict *v)
     if ((st = pol_engine_run(m, POL_AT_EOM, v)) != POL_OK
         || (st = pol_dkim_eom(m)) != POL_OK)
         return st;
-    if (m->arc != NULL && m->arc_results == NULL
-        && (st = arc_results(m)) != POL_OK)
-        return st;
     if (m->arc_fn == NULL && m->cfg->dns.resolver == NULL)
         pol_arc_free(m); /* a tool without DNS: no ARC at all */
-    else if ((st = pol_arc_eom(m, m->arc_fn ? m->arc_fn
+    else if ((st = pol_arc_validate(m, m->arc_fn ? m->arc_fn
                        : pol_dns_txt_lookup, m->arc_fn ? m->arc_arg
-                       : m->cfg->dns.resolver)) != POL_OK)
+                       : m->cfg->dns.resolver)) != POL_OK
+        || (m->arc != NULL && m->arc_results == NULL
+            && (st = arc_results(m)) != POL_OK)
+        || (st = pol_arc_seal(m)) != POL_OK)
         return st;
     m->verdict = *v;
     return POL_OK;
