@@ -18,11 +18,15 @@
 #include <getopt.h>
 #include <grp.h>
 #include <pthread.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -184,6 +188,39 @@ refuse_live_socket(const char *path)
     close(fd);
 }
 
+/* nodelay_listener - TCP_NODELAY on libmilter's inet listening socket.
+ * libmilter does not expose it, so it is found among our descriptors by
+ * its local port; Linux gives accepted sockets the listener's
+ * TCP_NODELAY.  Without it a milter reply waits for the MTA's delayed
+ * ACK (Nagle): 40-90 ms per message on one SMTP session. */
+static void
+nodelay_listener(const char *spec)
+{
+    const char *colon = strchr(spec, ':');
+    int port = colon ? atoi(colon + 1) : 0, one = 1;
+
+    for (int fd = 0; fd < 1024 && port > 0; fd++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int acc = 0;
+        socklen_t al = sizeof(acc);
+        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) != 0 || !acc
+            || getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+            continue;
+        if ((ss.ss_family == AF_INET && ntohs(((struct sockaddr_in *)&ss)
+                    ->sin_port) == port)
+            || (ss.ss_family == AF_INET6 && ntohs(((struct sockaddr_in6 *)
+                    &ss)->sin6_port) == port)) {
+            if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))
+                != 0)
+                mf_log_errno(LOG_WARNING, "TCP_NODELAY on %s", spec);
+            return;
+        }
+    }
+    mf_log(LOG_WARNING, NULL, "cannot find the listening socket of %s to "
+        "set TCP_NODELAY", spec);
+}
+
 /* setup_socket - register with libmilter, bind, set mode and group */
 static void
 setup_socket(const struct pol_daemon_settings *d)
@@ -206,8 +243,10 @@ setup_socket(const struct pol_daemon_settings *d)
     if (r != MI_SUCCESS)
         mf_fatal(EX_OSERR, "cannot listen on %s (in use, or directory "
             "missing or not writable?)", d->socket);
-    if (path == NULL)
+    if (path == NULL) {
+        nodelay_listener(d->socket);
         return;
+    }
     socket_file = strdup(path);
     if (*d->socket_group != '\0') {
         struct group *gr = getgrnam(d->socket_group);
@@ -343,6 +382,7 @@ reload(void)
         return;
     }
     old = mf_config_swap(cfg);
+    pol_config_flush(old);
     nd = pol_config_daemon(cfg);
     od = pol_config_daemon(old);
     if (strcmp(nd->socket, od->socket) != 0
@@ -414,6 +454,13 @@ mf_run(int shutdown_timeout)
         mf_fatal(EX_OSERR, "cannot start the milter or TLS policy thread");
     mf_log(LOG_NOTICE, NULL, "started, version %s", PACKAGE_VERSION);
     for (;;) {
+        struct pollfd pfd = { .fd = sig_pipe[0], .events = POLLIN };
+        if (poll(&pfd, 1, 1000) <= 0) { /* every second: buffered events */
+            struct pol_config *cfg = mf_config_get();
+            pol_config_flush(cfg);
+            pol_config_unref(cfg);
+            continue;
+        }
         if (read(sig_pipe[0], &b, 1) != 1)
             continue;
         if (b == SIGHUP)
@@ -430,6 +477,7 @@ mf_run(int shutdown_timeout)
     pthread_join(tid, NULL);
     mf_tlsmap_stop();
     wait_sessions(shutdown_timeout);
+    pol_config_unref(mf_config_swap(NULL)); /* flushes the events */
     if (pidfile_path != NULL && unlink(pidfile_path) != 0)
         mf_log_errno(LOG_INFO, "cannot remove pidfile %s", pidfile_path);
     if (!requested || milter_rc != MI_SUCCESS) {

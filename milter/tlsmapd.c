@@ -14,6 +14,8 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -99,6 +101,7 @@ open_inet(const char *spec, char *why, size_t len)
     }
     if ((fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0
         || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0
+        || setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0
         || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
         snprintf(why, len, "%s", strerror(errno));
         if (fd >= 0)

@@ -514,7 +514,7 @@ build(config_t *lc, const char *name, const struct pol_hooks *hooks,
         cfg->daemon.syslog_facility, cfg->daemon.shutdown_timeout,
     };
     cfg->sink = pol_events_new(cfg->events.file, cfg->events.syslog,
-        (enum pol_action)cfg->events.on_error);
+        (enum pol_action)cfg->events.on_error, cfg->events.buffer);
     if (cfg->sink == NULL) {
         snprintf(err->msg, sizeof(err->msg), "%s: out of memory", name);
         goto fail;
@@ -613,10 +613,17 @@ pol_config_activate(struct pol_config *cfg, struct pol_err *err)
 }
 
 void
+pol_config_flush(struct pol_config *cfg)
+{
+    if (cfg != NULL)
+        pol_events_flush(cfg->sink, time(NULL), true);
+}
+
+void
 pol_config_quiet(struct pol_config *cfg)
 {
     pol_events_free(cfg->sink);
-    cfg->sink = pol_events_new(NULL, false, POL_ACCEPT);
+    cfg->sink = pol_events_new(NULL, false, POL_ACCEPT, false);
 }
 
 enum pol_status

@@ -96,6 +96,7 @@ const struct cf_param pol_cf_schema[] = {
   { "tls_required.keep_for_senders", CF_SENDERLIST, "",                                 0, 0,    CF_FIELD(tls_required.keep_for_senders), NULL, NULL },
   { "events.file",                  CF_PATH,       "/var/log/outpolicy/events.json",    0, 0,    CF_FIELD(events.file), NULL, NULL },
   { "events.syslog",                CF_BOOL,       "false",                             0, 0,    CF_FIELD(events.syslog), NULL, NULL },
+  { "events.buffer",                CF_BOOL,       "true",                              0, 0,    CF_FIELD(events.buffer), NULL, NULL },
   { "events.on_error",              CF_ENUM,       "accept",                            0, 0,    CF_FIELD(events.on_error), on_error_names, NULL },
   { "dns.nameservers",              CF_NSLIST,     "",                                  0, 0,    CF_FIELD(dns.nameservers), NULL, NULL },
   { "dns.timeout",                  CF_INT,        "5",                                 1, 60,   CF_FIELD(dns.timeout), NULL, NULL },

@@ -82,8 +82,10 @@ const char *pol_addr_domain(const char *addr);
 /* ---- events.c: event sinks ---- */
 struct pol_events;
 struct pol_events *pol_events_new(const char *file, bool to_syslog,
-    enum pol_action on_error);
+    enum pol_action on_error, bool buffer);
 void pol_events_free(struct pol_events *ev);
+/** Write buffered events (force, or when now is another second). */
+void pol_events_flush(struct pol_events *ev, time_t now, bool force);
 enum pol_status pol_events_open(struct pol_events *ev, struct pol_err *err);
 /**
  * Write one event line.  Returns POL_ETEMP when the file sink failed;
@@ -142,6 +144,7 @@ struct pol_config {
         char *file;
         bool syslog;
         int on_error;
+        bool buffer;
     } events;
     struct {
         struct pol_strlist nameservers;

@@ -100,6 +100,10 @@ void pol_config_unref(struct pol_config *cfg);
 /** Turn the event sinks off (tools that must not write events). */
 void pol_config_quiet(struct pol_config *cfg);
 
+/** Write buffered events out (the daemon calls this every second and at
+ * exit). */
+void pol_config_flush(struct pol_config *cfg);
+
 /** Reopen the event file (logrotate). */
 enum pol_status pol_config_reopen(struct pol_config *cfg, struct pol_err *err);
 

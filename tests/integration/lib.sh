@@ -659,6 +659,9 @@ IT_CFG_BASE=(
     'events.file=@EVENTS@'
     'events.syslog=false'
     'events.on_error="accept"'
+    # events are written at once here, so a check right after a message
+    # sees them; test_submission covers the (default) buffered sink
+    'events.buffer=false'
 )
 
 it_daemon_config()
@@ -1392,4 +1395,227 @@ it_second_on_exit()
     it_second_stop
     (exit "$rc")
     "${IT2_PREV_TRAP:-it_cleanup}"
+}
+
+# ---------------------------------------------------------------- receivers
+# (section added with tests/integration/test_tlspolicy.sh)
+#
+# Real SMTP servers on loopback, one process each, from Debian's
+# python3-aiosmtpd: the far end of a delivery leg, with the TLS it offers
+# chosen per receiver.
+#
+#   it_rcv_start NAME MODE        start receiver NAME on a free port of
+#                                 127.0.0.1 (it_rcv_port NAME); MODE is
+#                                 tls13  STARTTLS, TLS 1.2 and 1.3
+#                                 tls11  STARTTLS, TLS 1.0 and 1.1 only
+#                                        (OpenSSL @SECLEVEL=0 for this
+#                                        receiver only)
+#                                 plain  no STARTTLS at all
+#                                 uses $IT_DIR/tls/{cert,key}.pem
+#                                 (it_tls_cert); returns 1 if it does not
+#                                 listen within 10 s
+#   it_rcv_port NAME              its port
+#   it_rcv_count NAME             messages it accepted
+#   it_rcv_wait NAME N TIMEOUT    wait until it accepted at least N
+#   it_rcv_files NAME             per message a "NNN.meta" file, oldest first:
+#                                 lines "tls: TLSv1.3|none", "cipher: ...",
+#                                 "mail_from: ...", "rcpt_to: a b",
+#                                 "message_id: <...>"; the message itself is
+#                                 beside it as NNN.eml
+#   it_rcv_meta FILE KEY          one value of a .meta file
+#   it_rcv_by_msgid NAME MSGID    the .meta file of that Message-ID
+#   it_rcv_stop NAME, it_rcv_stop_all
+#
+# Route mail from the private Postfix to one, e.g.:
+#   it_postconf "transport_maps = inline:{ a.test=smtp:[127.0.0.1]:$(it_rcv_port A) }"
+#
+# Each receiver logs to $IT_DIR/rcv/NAME/log (connections, STARTTLS
+# handshake failures).  Receivers are stopped by their recorded PIDs on
+# exit: the exit handler installed here runs the EXIT trap that was in
+# place when it was installed (it_init's, the DNS section's or the second
+# instance's).  Each also exits by itself when the test shell is gone or
+# after IT_RCV_LIFETIME (default 600) s.  (it_dns_start replaces the EXIT
+# trap: start DNS servers before the receivers.)
+
+declare -gA IT_RCV_PORT=() IT_RCV_PID=()
+IT_RCV_PREV_TRAP=
+
+it_rcv_start()
+{
+    local name=${1:?it_rcv_start NAME MODE} mode=${2:?it_rcv_start NAME MODE}
+    local d=$IT_DIR/rcv/$1 port
+    "$IT_PY" -c 'import aiosmtpd' 2>/dev/null ||
+        it_die "no aiosmtpd (Debian: python3-aiosmtpd)"
+    [ -z "${IT_RCV_PID[$name]:-}" ] || it_die "receiver $name already running"
+    [ -f "$IT_DIR/tls/cert.pem" ] || it_tls_cert
+    mkdir -p "$d"
+    [ -f "$IT_DIR/rcv/rcv.py" ] || it_rcv_tool
+    it_pick_port port || it_die "no free port for receiver $name"
+    it_rcv_trap
+    "$IT_PY" "$IT_DIR/rcv/rcv.py" "$name" "$mode" "$port" "$d" \
+        "$IT_DIR/tls/cert.pem" "$IT_DIR/tls/key.pem" "$$" \
+        "${IT_RCV_LIFETIME:-600}" >>"$d/log" 2>&1 &
+    IT_RCV_PID[$name]=$!
+    IT_RCV_PORT[$name]=$port
+    if ! it_wait_for 10 it_port_listening "$port"; then
+        it_log "receiver $name did not listen on $port: $(tail -n 3 "$d/log")"
+        it_rcv_stop "$name"
+        return 1
+    fi
+}
+
+it_rcv_port()
+{
+    printf '%s\n' "${IT_RCV_PORT[${1:?NAME}]:?no receiver $1}"
+}
+
+it_rcv_files()
+{
+    find "$IT_DIR/rcv/${1:?NAME}" -maxdepth 1 -name '*.meta' 2>/dev/null | sort
+}
+
+it_rcv_count()
+{
+    it_rcv_files "$1" | grep -c .
+}
+
+it_rcv_has()
+{
+    [ "$(it_rcv_count "$1")" -ge "$2" ]
+}
+
+it_rcv_wait()
+{
+    it_wait_for "$3" it_rcv_has "$1" "$2"
+}
+
+it_rcv_meta()
+{
+    sed -n "s/^$2: //p" "$1" | head -n 1
+}
+
+it_rcv_by_msgid()
+{
+    local f
+    while IFS= read -r f; do
+        if [ "$(it_rcv_meta "$f" message_id)" = "$2" ]; then
+            printf '%s\n' "$f"
+            return 0
+        fi
+    done < <(it_rcv_files "$1")
+    return 1
+}
+
+it_rcv_stop()
+{
+    local pid=${IT_RCV_PID[${1:?NAME}]:-}
+    [ -n "$pid" ] || return 0
+    it_stop_pid "$pid" 10
+    IT_RCV_PID[$1]=
+}
+
+it_rcv_stop_all()
+{
+    local n
+    for n in "${!IT_RCV_PID[@]}"; do
+        it_rcv_stop "$n"
+    done
+}
+
+# it_rcv_trap - put it_rcv_on_exit in front of the current EXIT trap
+it_rcv_trap()
+{
+    local cur
+    cur=$(trap -p EXIT)
+    case $cur in *it_rcv_on_exit*) return 0 ;; esac
+    cur=${cur#trap -- \'}
+    cur=${cur%\' EXIT}
+    [[ $cur =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || cur=it_cleanup
+    IT_RCV_PREV_TRAP=$cur
+    trap it_rcv_on_exit EXIT
+}
+
+it_rcv_on_exit()
+{
+    local rc=$?
+    it_rcv_stop_all >/dev/null 2>&1
+    (exit "$rc")
+    "${IT_RCV_PREV_TRAP:-it_cleanup}"
+}
+
+# it_rcv_tool - write $IT_DIR/rcv/rcv.py
+it_rcv_tool()
+{
+    mkdir -p "$IT_DIR/rcv"
+    cat >"$IT_DIR/rcv/rcv.py" <<'PYEOF'
+import logging, os, signal, ssl, sys, time
+from aiosmtpd.controller import Controller
+
+name, mode, port, outdir, cert, key, watch, lifetime = sys.argv[1:9]
+port, watch, lifetime = int(port), int(watch), float(lifetime)
+logging.basicConfig(stream=sys.stdout, level=logging.INFO,
+                    format="%(asctime)s " + name + " %(name)s: %(message)s")
+log = logging.getLogger("rcv")
+
+ctx = None
+if mode in ("tls13", "tls11"):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    if mode == "tls11":
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    else:
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+elif mode != "plain":
+    sys.exit("unknown mode %s" % mode)
+
+
+class Handler:
+    n = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        Handler.n += 1
+        base = os.path.join(outdir, "%03d" % Handler.n)
+        tls, cipher = "none", ""
+        obj = (session.ssl or {}).get("ssl_object")
+        if obj is not None:
+            tls, cipher = obj.version(), obj.cipher()[0]
+        data = envelope.original_content or envelope.content
+        if isinstance(data, str):
+            data = data.encode("utf-8", "surrogateescape")
+        mid = ""
+        for line in data.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+            if line.lower().startswith(b"message-id:"):
+                mid = line.split(b":", 1)[1].strip().decode("latin-1")
+        with open(base + ".eml", "wb") as f:
+            f.write(data)
+        with open(base + ".tmp", "w") as f:
+            f.write("tls: %s\ncipher: %s\nmail_from: %s\nrcpt_to: %s\n"
+                    "message_id: %s\npeer: %s\n" % (
+                        tls, cipher, envelope.mail_from,
+                        " ".join(envelope.rcpt_tos), mid, session.peer))
+        os.rename(base + ".tmp", base + ".meta")
+        log.info("accepted %s from %s over %s %s", mid, envelope.mail_from,
+                 tls, cipher)
+        return "250 2.0.0 Ok: queued as %s-%d" % (name, Handler.n)
+
+
+c = Controller(Handler(), hostname="127.0.0.1", port=port,
+               server_hostname="%s.rcv.outpolicy.test" % name,
+               tls_context=ctx, require_starttls=False, ready_timeout=10)
+stop = []
+signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+c.start()
+log.info("listening on 127.0.0.1:%d mode %s", port, mode)
+t0 = time.monotonic()
+while not stop and time.monotonic() - t0 < lifetime:
+    try:
+        os.kill(watch, 0)
+    except ProcessLookupError:
+        break
+    time.sleep(0.2)
+c.stop()
+log.info("stopped")
+PYEOF
 }

@@ -289,6 +289,23 @@ check_ev case-i-new outpolicy.mode enforce
 send case-i-tls --local-interface "$INTERNAL" "${TLS13[@]}"
 check_delivered case-i-tls
 
+echo "# l. the default buffered event sink: events appear within about a"
+echo "#    second without a write per message, and SIGTERM flushes the rest"
+it_daemon_stop
+it_daemon_config "$CONF" "${SETTINGS[@]}" 'events.buffer=true'
+it_daemon_start "$CONF" || it_die "outpolicyd did not restart"
+send case-l1 --local-interface "$INTERNAL" "${TLS13[@]}"
+send case-l2 --local-interface "$INTERNAL" "${TLS13[@]}"
+check_delivered case-l1
+check_delivered case-l2
+it_check "case-l: both events written within 3 s (flushed every second)" \
+    it_wait_for 3 has_event case-l2
+check_one_event case-l1
+send case-l3 --local-interface "$INTERNAL" "${TLS13[@]}"
+check_delivered case-l3
+it_daemon_stop
+it_check "case-l: the last event is on disk after SIGTERM" has_event case-l3
+
 echo "# a, c, i: refused messages never reached the queue or the sink"
 for m in "${REFUSED[@]}"; do
     it_check_eq "not delivered: $m" "" "$(it_sink_by_msgid "$m")"

@@ -267,6 +267,29 @@ START_TEST(test_refusal_survives_event_failure)
 }
 END_TEST
 
+START_TEST(test_events_buffered)
+{
+    struct pol_config *cfg = load("");
+    struct pol_verdict v;
+    struct pol_msg *m1 = run(cfg, "TLSv1.3", "a@example.com", hdrs_tlsreq, &v);
+    const char *ev;
+    struct pol_msg *m2;
+
+    /* the fixed clock never moves: the second message stays buffered */
+    ck_assert_ptr_nonnull(strstr(events(), "\"local_id\":\"4ABCD1234\""));
+    m2 = run(cfg, "TLSv1.3", "second@example.com", hdrs_tlsreq, &v);
+    ck_assert_ptr_null(strstr(events(), "second@example.com"));
+    pol_config_flush(cfg);
+    ev = events();
+    ck_assert_ptr_nonnull(strstr(ev, "second@example.com"));
+    ck_assert_int_eq(ev[strlen(ev) - 1], '\n');
+    pol_msg_free(m1);
+    pol_msg_free(m2);
+    pol_config_unref(cfg);
+    unlink(evfile);
+}
+END_TEST
+
 Suite *
 suite_msg(void)
 {
@@ -281,6 +304,7 @@ suite_msg(void)
     tcase_add_test(tc, test_event_fields);
     tcase_add_test(tc, test_event_write_failure_tempfails);
     tcase_add_test(tc, test_refusal_survives_event_failure);
+    tcase_add_test(tc, test_events_buffered);
     suite_add_tcase(s, tc);
     return s;
 }
