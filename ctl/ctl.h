@@ -16,6 +16,7 @@ int ctl_preflight(int argc, char **argv);
 
 int ctl_arc_verify(int argc, char **argv);
 int ctl_trace(int argc, char **argv);
+int ctl_check_domain(int argc, char **argv);
 int ctl_arc_seal(int argc, char **argv);
 
 /* msgio.c */

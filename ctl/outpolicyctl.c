@@ -42,6 +42,10 @@ usage(FILE *out)
         "         [--since T] [--until T] [POSTFIX-LOG|-]\n"
         "                         delivery events joined with outpolicy's\n"
         "                         events, or a summary per domain\n"
+        "  check-domain DOMAIN [-c CONFIG] [--json] [--provider exmail|none]\n"
+        "                         MX, SPF, DKIM, DMARC, MTA-STS, TLS-RPT,\n"
+        "                         DNSSEC and TTLs, with the records to publish;\n"
+        "                         exit 0 OK, 1 warnings, 2 failures, 3 DNS\n"
         "  version                print the version\n", CTL_DEFAULT_CONF);
 }
 
@@ -90,6 +94,7 @@ main(int argc, char **argv)
         { "arc-verify", ctl_arc_verify },
         { "arc-seal", ctl_arc_seal },
         { "trace", ctl_trace },
+        { "check-domain", ctl_check_domain },
     };
 
     if (argc < 2) {

@@ -321,6 +321,16 @@ struct pol_logline {
  */
 int pol_logline_parse(const char *line, struct pol_logline *l);
 
+/**
+ * outpolicyctl check-domain: check domain's DNS against cfg (activated),
+ * print the report (text or JSON) to out.  Returns 0 all OK, 1 warnings,
+ * 2 failures, 3 DNS could not be reached.  provider: "exmail" or NULL.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+int pol_check_domain(const struct pol_config *cfg, const char *domain,
+    const char *provider, bool json, FILE *out);
+
 /* Helpers shared with the glue and tests. */
 const char *pol_action_name(enum pol_action a);
 

@@ -227,6 +227,7 @@ struct walk {
     struct pol_dns *dns;
     const char *target;
     int lookups;
+    int voids; /* included/redirected names without a record */
     int ttl; /* TTL of the first TXT answer */
     bool reached, temp, perm;
     char why[160];
@@ -280,7 +281,8 @@ walk_term(struct walk *w, char *t, int depth)
         t++;
     if (!term_counts(t))
         return;
-    if (++w->lookups > POL_SPF_MAX_LOOKUPS) {
+    if ((++w->lookups > POL_SPF_MAX_LOOKUPS && *w->target != '\0')
+        || w->lookups > 5 * POL_SPF_MAX_LOOKUPS) { /* loops, when counting */
         w->perm = true;
         snprintf(w->why, sizeof(w->why), "more than %d DNS-querying terms",
             POL_SPF_MAX_LOOKUPS);
@@ -292,7 +294,7 @@ walk_term(struct walk *w, char *t, int depth)
         target = t + 9;
     if (target == NULL)
         return;
-    if (strcasecmp(target, w->target) == 0) {
+    if (*w->target != '\0' && strcasecmp(target, w->target) == 0) {
         w->reached = true;
         return;
     }
@@ -317,13 +319,15 @@ walk_domain(struct walk *w, const char *domain, int depth)
         w->ttl = a->ttl;
     rec = spf_record(a, &count);
     pol_dns_answer_free(a);
+    if (depth > 0 && rec == NULL)
+        w->voids++;
     if (count > 1) {
         w->perm = true;
         snprintf(w->why, sizeof(w->why), "%s has %d SPF records", domain,
             count);
     }
     for (char *t = rec ? strtok_r(rec + 6, " ", &save) : NULL;
-         t != NULL && !w->reached && !w->temp && !w->perm;
+         t != NULL && !w->reached && !w->temp && !w->perm && depth < 12;
          t = strtok_r(NULL, " ", &save))
         walk_term(w, t, depth);
     free(rec);
@@ -517,4 +521,56 @@ pol_spf_check(const struct pol_config *cfg, struct pol_arena *a,
         }
     }
     (void)a;
+}
+
+void
+pol_spf_check_include(const struct pol_config *cfg, const char *domain,
+    const char *inc, struct pol_spf_outcome *out)
+{
+    char why[200];
+    int ttl;
+
+    memset(out, 0, sizeof(*out));
+    out->domain = domain;
+    out->n = 1;
+    out->item[0].egress = inc;
+    out->item[0].is_include = true;
+    out->item[0].result = check_include(cfg, domain, inc,
+        &out->item[0].lookups, &ttl, why, sizeof(why));
+    out->overall = out->item[0].result;
+    snprintf(out->reason, sizeof(out->reason), "%s", why);
+}
+
+int
+pol_spf_syntax(struct pol_spf *s, const char *record, char *why,
+    size_t whylen)
+{
+    SPF_response_t *resp = SPF_response_new(NULL);
+    SPF_record_t *rec = NULL;
+    SPF_errcode_t e;
+
+    if (resp == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    e = SPF_record_compile(s->server, resp, &rec, record);
+    if (e != SPF_E_SUCCESS)
+        snprintf(why, whylen, "%s", SPF_response_messages(resp) > 0
+                ? SPF_error_message(SPF_response_message(resp, 0))
+                : SPF_strerror(e));
+    SPF_record_free(rec);
+    SPF_response_free(resp);
+    return e == SPF_E_SUCCESS ? 0 : -1;
+}
+
+void
+pol_spf_count(const struct pol_config *cfg, const char *domain,
+    int *lookups, int *voids, bool *temp)
+{
+    struct walk w = { .dns = cfg->dns.resolver, .target = "" };
+
+    walk_domain(&w, domain, 0);
+    *lookups = w.lookups;
+    *voids = w.voids;
+    *temp = w.temp;
 }

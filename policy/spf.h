@@ -49,6 +49,16 @@ void pol_spf_check(const struct pol_config *cfg, struct pol_arena *a,
 enum pol_spf_result pol_spf_eval(struct pol_spf *s, const char *ip,
     const char *sender, const char *helo, char *why, size_t whylen);
 
+/** Does domain's policy reach include inc? (one-item outcome) */
+void pol_spf_check_include(const struct pol_config *cfg, const char *domain,
+    const char *inc, struct pol_spf_outcome *out);
+/** 0 when record compiles (libspf2), else -1 with why. */
+int pol_spf_syntax(struct pol_spf *s, const char *record, char *why,
+    size_t whylen);
+/** DNS-querying terms and void look-ups of a domain's SPF tree. */
+void pol_spf_count(const struct pol_config *cfg, const char *domain,
+    int *lookups, int *voids, bool *temp);
+
 /* ---- dmarc.c ---- */
 struct pol_dmarc_record {
     int p, sp;     /* POL_DMARC_NONE / QUARANTINE / REJECT */
