@@ -7,7 +7,10 @@
  * Each request is answered from the current config (reload applies at
  * once).  Malformed or over-long requests get a PERM reply and the
  * connection is closed; idle connections are closed after IDLE_SECONDS
- * (Postfix itself closes them after 10 s).
+ * (Postfix itself closes them after 10 s), a request must be complete
+ * within PARTIAL_SECONDS of its first byte, and when every slot is taken
+ * the longest-idle client makes room: no set of slow clients can lock
+ * Postfix out.
  * Licence: BSD-2-Clause.
  */
 #include <errno.h>
@@ -32,11 +35,13 @@
 
 #define MAX_CLIENTS 256
 #define MAX_REQUEST 1100 /* "tlspolicy " + a next-hop, generously */
-#define IDLE_SECONDS 60
+#define IDLE_SECONDS 30    /* an idle connection (Postfix's own: 10 s) */
+#define PARTIAL_SECONDS 10 /* to finish a request once it has begun */
 
 struct client {
     int fd;
-    time_t last;
+    time_t last;    /* last complete request, or connect */
+    time_t started; /* first byte of the pending request, 0 = none */
     size_t len;
     char buf[MAX_REQUEST + 16];
 };
@@ -188,8 +193,7 @@ loop(void *arg)
         int k = 0;
         time_t now = time(NULL);
         pfd[k++] = (struct pollfd){ .fd = stop_pipe[0], .events = POLLIN };
-        pfd[k++] = (struct pollfd){ .fd = listen_fd,
-            .events = n < MAX_CLIENTS ? POLLIN : 0 };
+        pfd[k++] = (struct pollfd){ .fd = listen_fd, .events = POLLIN };
         for (int i = 0; i < n; i++)
             pfd[k++] = (struct pollfd){ .fd = cl[i].fd, .events = POLLIN };
         if (poll(pfd, (nfds_t)k, 1000) < 0 && errno != EINTR)
@@ -205,11 +209,18 @@ loop(void *arg)
                 if (r <= 0)
                     drop = r == 0 || (errno != EAGAIN && errno != EINTR);
                 else {
+                    if (c->len == 0)
+                        c->started = now;
                     c->len += (size_t)r;
-                    c->last = now;
                     drop = serve(c) < 0;
+                    if (c->len == 0) { /* all answered */
+                        c->started = 0;
+                        c->last = now;
+                    }
                 }
-            } else if (now - c->last > IDLE_SECONDS)
+            }
+            if (!drop && ((c->started && now - c->started > PARTIAL_SECONDS)
+                    || (!c->started && now - c->last > IDLE_SECONDS)))
                 drop = true;
             if (drop) {
                 close(c->fd);
@@ -218,10 +229,18 @@ loop(void *arg)
         }
         if (pfd[1].revents & POLLIN) {
             int fd;
-            while (n < MAX_CLIENTS && (fd = accept4(listen_fd, NULL, NULL,
-                                           SOCK_NONBLOCK | SOCK_CLOEXEC))
-                >= 0)
+            while ((fd = accept4(listen_fd, NULL, NULL,
+                        SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+                if (n == MAX_CLIENTS) { /* full: the longest idle goes */
+                    int old = 0;
+                    for (int i = 1; i < n; i++)
+                        if (cl[i].last < cl[old].last)
+                            old = i;
+                    close(cl[old].fd);
+                    cl[old] = cl[--n];
+                }
                 cl[n++] = (struct client){ .fd = fd, .last = now };
+            }
         }
     }
     for (int i = 0; i < n; i++)

@@ -128,6 +128,7 @@ const struct cf_param pol_cf_schema[] = {
   { "tls_policy.socket",            CF_MAPSOCKET,  "",                                  0, 0,    CF_FIELD(tls_policy.socket), NULL, NULL },
   { "tls_policy.socket_mode",       CF_OCTAL,      "0660",                              0, 0777, CF_FIELD(tls_policy.socket_mode), NULL, NULL },
   { "tls_policy.default",           CF_STR,        "encrypt protocols=>=TLSv1.2",       0, 0,    CF_FIELD(tls_policy.deflt), NULL, NULL },
+  { "tls_policy.nexthop",           CF_STR,        "",                                  0, 0,    CF_FIELD(tls_policy.nexthop), NULL, NULL },
   { "tls_policy.destinations",      CF_CUSTOM,     NULL,                                0, 0,    0, NULL, pol_tlsmap_parse_rules },
   { "tls_policy.events",            CF_BOOL,       "true",                              0, 0,    CF_FIELD(tls_policy.events), NULL, NULL },
   { "arc.enabled",                  CF_BOOL,       "true",                              0, 0,    CF_FIELD(arc.enabled), NULL, NULL },

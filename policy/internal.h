@@ -182,6 +182,7 @@ struct pol_config {
         char *socket;  /* "" = no TLS policy map */
         int socket_mode;
         char *deflt;   /* default Postfix TLS policy */
+        char *nexthop; /* Postfix's relayhost, for destination events */
         struct pol_tls_rule *rules;
         size_t nrules;
         bool events;

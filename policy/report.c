@@ -211,7 +211,9 @@ destination_event(struct pol_msg *m, const struct pol_verdict *v,
     const char *domain, const char *ts)
 {
     struct pol_json j;
-    const char *rule, *policy = pol_tlsmap_decide(m->cfg, domain, &rule);
+    const char *rule, *nexthop = *m->cfg->tls_policy.nexthop
+        ? m->cfg->tls_policy.nexthop : domain;
+    const char *policy = pol_tlsmap_decide(m->cfg, nexthop, &rule);
     enum pol_status st;
     int n = 0;
 
@@ -248,6 +250,7 @@ destination_event(struct pol_msg *m, const struct pol_verdict *v,
     pol_json_str(&j, "envelope_from", m->sender);
     pol_json_int(&j, "recipient_count", n);
     pol_json_obj_begin(&j, "tls_policy");
+    pol_json_str(&j, "nexthop", nexthop);
     pol_json_str(&j, "policy", policy);
     pol_json_str(&j, "rule", rule);
     pol_json_obj_end(&j);

@@ -241,6 +241,19 @@ tls_event(const struct pol_config *cfg, const char *key, const char *policy,
     pol_json_free(&j);
 }
 
+/* key_ok - a next-hop: printable, no white space (nothing to forge a log
+ * line or a policy with) */
+static bool
+key_ok(const char *k, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)k[i] <= 0x20 || (unsigned char)k[i] >= 0x7f)
+            return false;
+    return true;
+}
+
 size_t
 pol_tlsmap_answer(const struct pol_config *cfg, const char *req, size_t len,
     char *out, size_t outlen)
@@ -249,10 +262,11 @@ pol_tlsmap_answer(const struct pol_config *cfg, const char *req, size_t len,
     const char *policy, *rule;
     size_t nl = strlen(MAP_NAME);
 
-    if (len <= nl + 1 || strncmp(req, MAP_NAME " ", nl + 1) != 0)
+    if (len < nl + 1 || strncmp(req, MAP_NAME " ", nl + 1) != 0)
         snprintf(reply, sizeof(reply), "PERM unknown map (this socket "
             "serves \"%s\")", MAP_NAME);
-    else if (len - nl - 1 >= sizeof(key) || memchr(req, '\0', len) != NULL)
+    else if (len - nl - 1 >= sizeof(key) || !key_ok(req + nl + 1,
+                 len - nl - 1))
         snprintf(reply, sizeof(reply), "PERM invalid or over-long key");
     else {
         memcpy(key, req + nl + 1, len - nl - 1);
