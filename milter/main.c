@@ -157,6 +157,22 @@ resolve_user(const struct pol_daemon_settings *d)
     }
 }
 
+/* key_owner - warn when a key cannot be re-read after the privilege drop:
+ * keys are read as root at start, but SIGHUP reloads as daemon.user */
+static void
+key_owner(void *arg, const char *file)
+{
+    const struct pol_daemon_settings *d = arg;
+    struct stat st;
+
+    if (run_uid == (uid_t)-1 || stat(file, &st) != 0 || st.st_uid == run_uid)
+        return;
+    mf_log(LOG_WARNING, NULL, "key file %s is owned by uid %ld, not "
+        "daemon.user \"%s\": it is read now, but a reload (SIGHUP) will "
+        "be refused; fix: chown %s %s", file, (long)st.st_uid, d->user,
+        d->user, file);
+}
+
 /* socket_path - the file of a unix: / local: socket, or NULL */
 static const char *
 socket_path(const char *spec)
@@ -518,6 +534,7 @@ main(int argc, char **argv)
     mf_log_init("outpolicyd", d->syslog_facility, opt.foreground);
     mf_log_set_level(d->log_level);
     resolve_user(d);
+    pol_config_key_files(cfg, key_owner, (void *)d);
     setup_socket(d);
     setup_tlsmap(cfg, d);
     if (!opt.foreground)

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "dns.h"
 #include "keys.h"
+#include "tlsmap.h"
 #include "spf.h"
 
 #define FIELD(cfg, p, type) ((type *)((char *)(cfg) + (p)->off))
@@ -610,6 +611,14 @@ pol_config_activate(struct pol_config *cfg, struct pol_err *err)
     enum pol_status st = start_runtime(cfg, err);
 
     return st != POL_OK ? st : pol_events_open(cfg->sink, err);
+}
+
+void
+pol_config_key_files(const struct pol_config *cfg,
+    void (*fn)(void *arg, const char *file), void *arg)
+{
+    for (size_t i = 0; i < cfg->keys.n; i++)
+        fn(arg, cfg->keys.v[i].file);
 }
 
 void

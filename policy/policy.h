@@ -97,6 +97,10 @@ enum pol_status pol_config_activate(struct pol_config *cfg,
 struct pol_config *pol_config_ref(struct pol_config *cfg);
 void pol_config_unref(struct pol_config *cfg);
 
+/** Call fn for every private key file of the config. */
+void pol_config_key_files(const struct pol_config *cfg,
+    void (*fn)(void *arg, const char *file), void *arg);
+
 /** Turn the event sinks off (tools that must not write events). */
 void pol_config_quiet(struct pol_config *cfg);
 
