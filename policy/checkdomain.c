@@ -114,13 +114,16 @@ check_mx(struct report *r, const char *provider)
     bool want_exmail = provider && strcmp(provider, "exmail") == 0;
     int found_exmail = 0;
     char name[256];
+    struct item *it;
 
     if (a == NULL)
         return;
-    if (a->rc == POL_DNS_NXDOMAIN)
-        add(r, "MX", ST_FAIL, "%s does not exist (NXDOMAIN)", r->domain);
-    else if (a->rc == POL_DNS_NODATA || a->n == 0) {
-        struct item *it = add(r, "MX", ST_WARN, "no MX record: mail to %s "
+    if (a->rc == POL_DNS_NXDOMAIN) {
+        it = add(r, "MX", ST_FAIL, "%s does not exist (NXDOMAIN)", r->domain);
+        fix(it, "create the zone %s with at least an MX record, e.g. %s. "
+            "3600 IN MX 10 mx.%s.", r->domain, r->domain, r->domain);
+    } else if (a->rc == POL_DNS_NODATA || a->n == 0) {
+        it = add(r, "MX", ST_WARN, "no MX record: mail to %s "
             "goes to its A/AAAA record", r->domain);
         fix(it, want_exmail ? "%s. 3600 IN MX 5 mxbiz1.qq.com.\n%s. 3600 IN "
             "MX 10 mxbiz2.qq.com." : "%s. 3600 IN MX 10 mx.%s.", r->domain,
@@ -134,10 +137,13 @@ check_mx(struct report *r, const char *provider)
             continue;
         pref = (a->rr[i].data[0] << 8) | a->rr[i].data[1];
         if (name[0] == '\0' || strcmp(name, ".") == 0) {
-            add(r, "MX", a->n == 1 && pref == 0 ? ST_OK : ST_FAIL, "%s",
+            it = add(r, "MX", a->n == 1 && pref == 0 ? ST_OK : ST_FAIL, "%s",
                 a->n == 1 && pref == 0 ? "null MX (RFC 7505): the domain "
                 "accepts no mail" : "a null MX must be the only MX, with "
                 "preference 0");
+            if (a->n != 1 || pref != 0)
+                fix(it, "keep either \"%s. IN MX 0 .\" alone (no mail) or "
+                    "only real MX records", r->domain);
             continue;
         }
         for (const char *const *x = exmail_mx; *x; x++)
@@ -147,13 +153,16 @@ check_mx(struct report *r, const char *provider)
             pol_dns_answer_free(h);
             h = pol_dns_query(r->cfg->dns.resolver, name, ns_t_aaaa);
         }
-        add(r, "MX", h && h->rc == POL_DNS_OK ? ST_OK : ST_FAIL,
+        it = add(r, "MX", h && h->rc == POL_DNS_OK ? ST_OK : ST_FAIL,
             "MX %d %s %s", pref, name, h && h->rc == POL_DNS_OK
                 ? "resolves" : "does not resolve (no A/AAAA)");
+        if (h == NULL || h->rc != POL_DNS_OK)
+            fix(it, "%s. 3600 IN A <address of the mail server>, or point "
+                "the MX at a host that exists", name);
         pol_dns_answer_free(h);
     }
     if (want_exmail && a->rc == POL_DNS_OK && found_exmail < 2) {
-        struct item *it = add(r, "MX", ST_FAIL, "MX does not point at "
+        it = add(r, "MX", ST_FAIL, "MX does not point at "
             "Tencent Exmail (mxbiz1.qq.com, mxbiz2.qq.com)");
         fix(it, "%s. 3600 IN MX 5 mxbiz1.qq.com.\n%s. 3600 IN MX 10 "
             "mxbiz2.qq.com.", r->domain, r->domain);
@@ -185,26 +194,37 @@ spf_fix(struct report *r, struct item *it)
     fix(it, "%s. 3600 IN TXT \"%s\"", r->domain, rec);
 }
 
-/* spf_all - the record's final "all" term, or NULL */
-static const char *
-spf_all(const char *rec)
+/* spf_term - find a mechanism by name (any qualifier, then end, ':' or
+ * '/'); copies the whole term (with its qualifier) into out */
+static bool
+spf_term(const char *rec, const char *name, char *out, size_t len)
 {
-    const char *p = rec + strlen(rec);
+    char buf[1024], *save = NULL;
+    bool found = false;
 
-    while (p > rec && p[-1] == ' ')
-        p--;
-    while (p > rec && p[-1] != ' ')
-        p--;
-    return strstr(p, "all") != NULL && strlen(p) <= 4 ? p : NULL;
+    snprintf(buf, sizeof(buf), "%s", rec);
+    for (char *t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ",
+             &save)) {
+        const char *m = strchr("+-~?", *t) && *t ? t + 1 : t;
+        size_t n = strlen(name);
+        if (strncasecmp(m, name, n) == 0
+            && (m[n] == '\0' || m[n] == ':' || m[n] == '/')) {
+            snprintf(out, len, "%s", t); /* the last one wins */
+            found = true;
+        }
+    }
+    return found;
 }
 
 static void
 check_spf_policy(struct report *r, const char *rec)
 {
-    const char *all = spf_all(rec);
+    char allbuf[16], ptr[256];
+    const char *all = spf_term(rec, "all", allbuf, sizeof(allbuf)) ? allbuf
+                                                                 : NULL;
     struct item *it;
 
-    if (strstr(rec, " ptr") != NULL) {
+    if (spf_term(rec, "ptr", ptr, sizeof(ptr))) {
         it = add(r, "SPF", ST_WARN, "uses the deprecated ptr mechanism "
             "(RFC 7208 5.5): slow, and ignored by some receivers");
         spf_fix(r, it);
@@ -216,10 +236,12 @@ check_spf_policy(struct report *r, const char *rec)
     } else if (all != NULL && strcmp(all, "-all") == 0)
         add(r, "SPF", ST_OK, "ends in -all: receivers fail mail from "
             "anywhere else");
-    else if (all != NULL && strcmp(all, "~all") == 0)
-        add(r, "SPF", ST_WARN, "ends in ~all (softfail): mail from "
+    else if (all != NULL && strcmp(all, "~all") == 0) {
+        it = add(r, "SPF", ST_WARN, "ends in ~all (softfail): mail from "
             "elsewhere is accepted, usually marked; -all is stronger once "
             "every sender is listed");
+        spf_fix(r, it);
+    }
     else if (all != NULL) {
         it = add(r, "SPF", ST_FAIL, "ends in %s: anyone may send as %s",
             all, r->domain);
@@ -318,6 +340,21 @@ out:
 
 /* ---- DKIM ---- */
 
+/* nows - a copy without white space (p= may be folded, RFC 6376 3.6.1) */
+static const char *
+nows(struct pol_arena *a, const char *s)
+{
+    char *o, *q;
+
+    if (s == NULL || (o = pol_arena_strdup(a, s)) == NULL)
+        return s;
+    for (q = o; *s; s++)
+        if (!strchr(" \t\r\n", *s))
+            *q++ = *s;
+    *q = '\0';
+    return o;
+}
+
 /* txt_fix - zone-file TXT with strings of at most 255 characters */
 static void
 txt_fix(struct item *it, const char *name, const char *txt)
@@ -342,7 +379,7 @@ check_key(struct report *r, const struct pol_key *k)
     struct pol_arena *ar = pol_arena_new();
     struct pol_tags t, tw;
     char *txt = NULL;
-    const char *p, *pw, *flags;
+    const char *p, *pw, *flags, *kt, *v, *h;
     struct item *it;
 
     snprintf(name, sizeof(name), "%s._domainkey.%s", k->selector, k->domain);
@@ -366,8 +403,26 @@ check_key(struct report *r, const struct pol_key *k)
         txt_fix(it, name, want);
         goto out;
     }
-    p = pol_tags_get(&t, "p");
+    p = nows(ar, pol_tags_get(&t, "p"));
+    pw = nows(ar, pw);
     flags = pol_tags_get(&t, "t");
+    if ((kt = pol_tags_get(&t, "k")) == NULL)
+        kt = "rsa";
+    if ((v = pol_tags_get(&t, "v")) != NULL && strcmp(v, "DKIM1") != 0) {
+        it = add(r, "DKIM", ST_FAIL, "key \"%s\": %s has v=%s (must be "
+            "DKIM1, or absent)", k->id, name, v);
+        txt_fix(it, name, want);
+    } else if (strcasecmp(kt, k->alg == POL_ALG_ED25519_SHA256 ? "ed25519"
+                   : "rsa") != 0) {
+        it = add(r, "DKIM", ST_FAIL, "key \"%s\": %s says k=%s but the "
+            "private key is %s", k->id, name, kt, pol_alg_name(k->alg));
+        txt_fix(it, name, want);
+    } else if ((h = pol_tags_get(&t, "h")) != NULL
+        && strcasestr(h, "sha256") == NULL) {
+        it = add(r, "DKIM", ST_FAIL, "key \"%s\": %s allows only h=%s; "
+            "our signatures use sha256", k->id, name, h);
+        txt_fix(it, name, want);
+    } else
     if (p != NULL && *p == '\0') {
         it = add(r, "DKIM", ST_FAIL, "key \"%s\": %s is revoked (empty p=)",
             k->id, name);
@@ -383,8 +438,10 @@ check_key(struct report *r, const struct pol_key *k)
             k->file);
         it->ttl = a->ttl;
         if (k->alg == POL_ALG_RSA_SHA256 && k->bits < 2048)
-            add(r, "DKIM", ST_WARN, "key \"%s\" is RSA-%d; use 2048 bits",
-                k->id, k->bits);
+            fix(add(r, "DKIM", ST_WARN, "key \"%s\" is RSA-%d; use 2048 "
+                "bits", k->id, k->bits), "outpolicyctl keygen --domain %s "
+                "--selector NEW --bits 2048, publish it, then switch the "
+                "key table to it", k->domain);
     }
     if (flags != NULL && strchr(flags, 'y') != NULL)
         fix(add(r, "DKIM", ST_WARN, "key \"%s\" is in testing mode (t=y): "
@@ -441,7 +498,13 @@ check_rua(struct report *r, const char *rua)
         snprintf(name, sizeof(name), "%s._report._dmarc.%s", r->domain, at);
         if ((a = query(r, "DMARC", name, ns_t_txt)) == NULL)
             continue;
-        if (a->rc == POL_DNS_OK && a->n > 0)
+        bool ok = false;
+        for (int i = 0; a->rc == POL_DNS_OK && i < a->n && !ok; i++) {
+            char *t = pol_dns_txt(a, i);
+            ok = t != NULL && strncmp(t, "v=DMARC1", 8) == 0;
+            free(t);
+        }
+        if (ok)
             add(r, "DMARC", ST_OK, "report destination %s authorises %s",
                 at, r->domain);
         else
@@ -482,11 +545,15 @@ check_dmarc(struct report *r)
         return;
     }
     p = sub ? rec.sp : rec.p;
-    add(r, "DMARC", p == POL_DMARC_NONE ? ST_WARN : ST_OK, "%s at _dmarc.%s"
+    it = add(r, "DMARC", p == POL_DMARC_NONE ? ST_WARN : ST_OK, "%s at _dmarc.%s"
         "%s: %s; alignment adkim=%s aspf=%s; pct=%d", sub ? "inherited"
             : "published", at, sub ? " (sp= applies)" : "", meaning[p],
         rec.adkim_strict ? "strict" : "relaxed",
         rec.aspf_strict ? "strict" : "relaxed", rec.pct);
+    if (p == POL_DMARC_NONE)
+        fix(it, "once reports show your mail passing: _dmarc.%s. 3600 IN "
+            "TXT \"v=DMARC1; p=quarantine%s%s\"", at, rec.rua[0]
+                ? "; rua=" : "", rec.rua);
     if (rec.rua[0] == '\0')
         fix(add(r, "DMARC", ST_WARN, "no rua=: no aggregate reports"),
             "add rua=mailto:dmarc-reports@%s to _dmarc.%s", r->domain, at);
@@ -524,17 +591,18 @@ check_dnssec(struct report *r)
 {
     struct pol_dns_answer *a;
 
+    /* informational: DNSSEC is a DANE prerequisite, not a fault */
     if (*r->cfg->dns.trust_anchor == '\0') {
-        fix(add(r, "DNSSEC", ST_WARN, "not checked: no dns.trust_anchor "
-            "configured"), "set dns.trust_anchor = \"/usr/share/dns/"
-            "root.key\" (package dns-root-data)");
+        add(r, "DNSSEC", ST_OK, "not checked (no dns.trust_anchor; e.g. "
+            "/usr/share/dns/root.key from the package dns-root-data)");
         return;
     }
     if ((a = query(r, "DNSSEC", r->domain, ns_t_soa)) == NULL)
         return;
-    add(r, "DNSSEC", a->secure ? ST_OK : ST_WARN, a->secure
+    add(r, "DNSSEC", ST_OK, a->secure
             ? "the zone is signed and validates: DANE (TLSA) is possible"
-            : "the zone is not DNSSEC-signed: DANE is not possible");
+            : "the zone is not DNSSEC-signed: DANE is not possible "
+              "(informational)");
     pol_dns_answer_free(a);
 }
 
