@@ -34,8 +34,11 @@ ctl_check_domain(int argc, char **argv)
         case 'c': conf = optarg; break;
         case 'j': json = true; break;
         case 'p':
-            if (strcmp(optarg, "exmail") != 0 && strcmp(optarg, "none") != 0)
+            if (strcmp(optarg, "exmail") != 0 && strcmp(optarg, "none") != 0) {
+                fprintf(stderr, "check-domain: --provider is exmail or "
+                    "none\n");
                 return EX_USAGE;
+            }
             provider = strcmp(optarg, "none") ? optarg : NULL;
             break;
         default: return EX_USAGE;

@@ -62,7 +62,7 @@ ctl_preflight(int argc, char **argv)
             && (json = pol_msg_preflight_json(m, &v)) != NULL) {
             printf("%s\n", json);
             free(json);
-            rc = v.action >= POL_TEMPFAIL ? 2 : v.action == POL_WARN;
+            rc = v.action == POL_ACCEPT ? 0 : v.action == POL_WARN ? 1 : 2;
         } else
             fprintf(stderr, "preflight: %s\n", pol_msg_error(m));
         pol_msg_free(m);

@@ -289,7 +289,7 @@ setup_tlsmap(const struct pol_config *cfg,
     const char *spec = pol_config_tlsmap_socket(cfg, &mode);
     char why[256];
 
-    if (mf_tlsmap_open(spec, mode, d->socket_group, run_uid, why,
+    if (mf_tlsmap_open(spec, mode, d->socket_group, run_uid, run_gid, why,
             sizeof(why)) != 0)
         mf_fatal(EX_OSERR, "tls_policy.socket %s: %s", spec, why);
 }

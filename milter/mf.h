@@ -25,7 +25,7 @@ extern const struct pol_hooks mf_hooks;
 #include <sys/types.h>
 /** Bind tls_policy.socket (before the privilege drop); 0 also when off. */
 int mf_tlsmap_open(const char *spec, unsigned mode, const char *group,
-    uid_t uid, char *why, size_t len);
+    uid_t uid, gid_t gid, char *why, size_t len);
 int mf_tlsmap_start(void);
 void mf_tlsmap_stop(void);
 /** Remove the socket file on a failed start. */

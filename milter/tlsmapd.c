@@ -119,9 +119,9 @@ open_inet(const char *spec, char *why, size_t len)
 
 int
 mf_tlsmap_open(const char *spec, unsigned mode, const char *group,
-    uid_t uid, char *why, size_t len)
+    uid_t uid, gid_t run_gid, char *why, size_t len)
 {
-    gid_t gid = (gid_t)-1;
+    gid_t gid = run_gid; /* like the milter socket: the run group */
 
     if (spec == NULL || *spec == '\0')
         return 0;

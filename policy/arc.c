@@ -30,7 +30,9 @@ static const char *const kind_names[KINDS] = {
     "ARC-Authentication-Results", "ARC-Message-Signature", "ARC-Seal",
 };
 
-#define KEY_CACHE 8
+/* one slot per possible look-up (arc.max_key_lookups is at most 51), so a
+ * fetched key is always cached and freed with the message */
+#define KEY_CACHE 52
 
 struct arc_field {
     const struct pol_hdr *h;
@@ -469,12 +471,10 @@ get_key(struct pol_msg *m, pol_txt_fn fn, void *arg, const char *d,
             fail(arc, "key s=%s d=%s: %s", s, d, why);
         return NULL;
     }
-    if (arc->ncache < KEY_CACHE) {
-        snprintf(arc->cache[arc->ncache].d, sizeof(arc->cache[0].d), "%s", d);
-        snprintf(arc->cache[arc->ncache].s, sizeof(arc->cache[0].s), "%s", s);
-        arc->cache[arc->ncache++].k = k;
-    } else
-        pol_pubkey_free(k); /* never reached with KEY_CACHE >= lookups */
+    /* lookups <= max_key_lookups < KEY_CACHE: there is always a slot */
+    snprintf(arc->cache[arc->ncache].d, sizeof(arc->cache[0].d), "%s", d);
+    snprintf(arc->cache[arc->ncache].s, sizeof(arc->cache[0].s), "%s", s);
+    arc->cache[arc->ncache++].k = k;
     return k;
 }
 

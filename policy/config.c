@@ -10,6 +10,7 @@
  */
 #include <ctype.h>
 #include <libgen.h>
+#include <unistd.h>
 #include <errno.h>
 #include <libconfig.h>
 #include <stdarg.h>
@@ -452,6 +453,19 @@ check_semantics(struct pol_config *cfg, config_t *lc, struct pol_err *err)
     if (!from) {
         pol_cf_error(err, config_lookup(lc, "dkim.sign_headers"),
             "dkim.sign_headers", "must include \"From\" (RFC 6376 5.4)");
+        return -1;
+    }
+    if (*cfg->dns.trust_anchor != '\0'
+        && access(cfg->dns.trust_anchor, R_OK) != 0) {
+        pol_cf_error(err, config_lookup(lc, "dns.trust_anchor"),
+            "dns.trust_anchor", "cannot read %s: %s",
+            cfg->dns.trust_anchor, strerror(errno));
+        return -1;
+    }
+    if (cfg->egress.ips.n + cfg->egress.spf_includes.n > POL_SPF_MAX_EGRESS) {
+        pol_cf_error(err, config_lookup(lc, "egress.ips"), "egress.ips",
+            "egress.ips and egress.spf_includes: at most %d entries "
+            "together", POL_SPF_MAX_EGRESS);
         return -1;
     }
     if ((bad = pol_tlsmap_check_default(cfg->tls_policy.deflt)) != NULL) {

@@ -100,5 +100,35 @@ print("%d passed, %d failed" % (ok, bad))
 PY
 count "$tmp/roundtrip.log" "round trip: sealed, then validated by dkimpy and arc-verify"
 
+# a long chain: 10 hops, each sealed with its own selector, validates with
+# the default budget of 10 key look-ups (one per distinct key, each kept
+# for the message); an 11th distinct key is over the budget
+long_chain() {
+    local d=$tmp/long msg zone="$tmp/long/zone.txt" hops=$1 i out
+    rm -rf "$d" && mkdir -p "$d" && chmod 700 "$d"
+    : >"$zone"
+    msg=$d/m0.eml
+    printf 'From: a@example.org\r\nTo: b@example.net\r\nSubject: long\r\n\r\nbody\r\n' >"$msg"
+    for i in $(seq 1 "$hops"); do
+        "$CTL" keygen --domain hop.example --selector "s$i" --out "$d/k$i.pem" >>"$zone" 2>/dev/null || return 1
+        { printf 'Authentication-Results: hop%d.example; arc=%s\r\n' "$i" "$([ "$i" = 1 ] && echo none || echo pass)"; cat "$msg"; } >"$d/in.eml"
+        "$CTL" arc-seal --key "$d/k$i.pem" --selector "s$i" --domain hop.example \
+            --authserv-id "hop$i.example" --zone "$zone" "$d/in.eml" >"$d/m$i.eml" 2>/dev/null || return 1
+        msg=$d/m$i.eml
+    done
+    out=$("$CTL" arc-verify --zone "$zone" "$msg")
+    echo "$out"
+}
+if out=$(long_chain 10) && echo "$out" | grep -q '"cv": "pass", "instances": 10'; then
+    pass=$((pass + 1)); echo "ok: 10-hop chain, 10 distinct keys: pass"
+else
+    fail=$((fail + 1)); echo "FAIL: 10-hop chain: ${out:-arc-seal failed}"
+fi
+if out=$(long_chain 11) && echo "$out" | grep -q '"cv": "fail".*more than 10 key look-ups'; then
+    pass=$((pass + 1)); echo "ok: 11-hop chain, 11 distinct keys: over the look-up budget"
+else
+    fail=$((fail + 1)); echo "FAIL: 11-hop chain: ${out:-arc-seal failed}"
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
