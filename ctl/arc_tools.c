@@ -127,15 +127,6 @@ zone_lookup(void *arg, const char *name, char *out, size_t len)
     return 0;
 }
 
-static time_t fixed_ts;
-
-static time_t
-fixed_clock(void *arg)
-{
-    (void)arg;
-    return fixed_ts;
-}
-
 /* tool_config - a config with only ARC (and an optional sealing key) */
 static struct pol_config *
 tool_config(const char *key, const char *sel, const char *dom,
@@ -156,10 +147,7 @@ tool_config(const char *key, const char *sel, const char *dom,
             "file = \"%s\"; algorithm = \"%s\"; } );\n"
             "arc = { key = \"seal\"; authserv_id = \"%s\"; };\n", dom, sel,
             key, alg, srvid);
-    if (ts >= 0) {
-        fixed_ts = (time_t)ts;
-        hooks.clock = fixed_clock;
-    }
+    ctl_fix_clock(&hooks, ts);
     cfg = pol_config_load_string(text, "command line", &hooks, &err);
     if (cfg == NULL) {
         fprintf(stderr, "outpolicyctl: %s\n", err.msg);

@@ -31,6 +31,10 @@ int ctl_run_message(struct pol_msg *m, FILE *in, int *crlf,
 /** Inserted fields (newest on top), then the message as read. */
 void ctl_print_with_edits(const struct pol_msg *m, FILE *in, int crlf);
 
+/** Make hooks' clock return ts (for --timestamp); ts < 0: no change. */
+struct pol_hooks;
+void ctl_fix_clock(struct pol_hooks *hooks, long long ts);
+
 /** Log hook printing engine warnings on stderr. */
 struct pol_hooks;
 extern const struct pol_hooks ctl_hooks;

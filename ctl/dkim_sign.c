@@ -23,14 +23,6 @@ struct sign_opts {
     long long ts;
 };
 
-static time_t fixed_ts;
-static time_t
-fixed_clock(void *arg)
-{
-    (void)arg;
-    return fixed_ts;
-}
-
 /* load_config - from -c, or one key given on the command line */
 static struct pol_config *
 load_config(const struct sign_opts *o, struct pol_err *err)
@@ -38,10 +30,7 @@ load_config(const struct sign_opts *o, struct pol_err *err)
     struct pol_hooks hooks = ctl_hooks;
     char text[2048];
 
-    if (o->ts >= 0) {
-        fixed_ts = (time_t)o->ts;
-        hooks.clock = fixed_clock;
-    }
+    ctl_fix_clock(&hooks, o->ts);
     if (o->conf != NULL)
         return pol_config_load(o->conf, &hooks, err);
     snprintf(text, sizeof(text),

@@ -128,6 +128,24 @@ ctl_print_with_edits(const struct pol_msg *m, FILE *in, int crlf)
         fwrite(buf, 1, r, stdout);
 }
 
+static time_t fixed_ts;
+
+static time_t
+fixed_clock(void *arg)
+{
+    (void)arg;
+    return fixed_ts;
+}
+
+void
+ctl_fix_clock(struct pol_hooks *hooks, long long ts)
+{
+    if (ts < 0)
+        return;
+    fixed_ts = (time_t)ts;
+    hooks->clock = fixed_clock;
+}
+
 FILE *
 ctl_open_message(const char *path)
 {

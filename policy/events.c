@@ -226,3 +226,37 @@ pol_events_write(const struct pol_config *cfg, const char *line, size_t len)
     note_failure(ev, cfg, e);
     return ev->on_error == POL_TEMPFAIL ? POL_ETEMP : POL_OK;
 }
+
+void
+pol_event_timestamp(const struct pol_config *cfg, char *buf, size_t len)
+{
+    struct timespec ts;
+    struct tm tm;
+
+    if (cfg->hooks.clock != NULL) {
+        ts.tv_sec = pol_now(cfg);
+        ts.tv_nsec = 0;
+    } else
+        clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
+        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+        tm.tm_sec, ts.tv_nsec / 1000000);
+}
+
+void
+pol_event_open(struct pol_json *j, const char *ts, const char *action,
+    const char *outcome)
+{
+    pol_json_obj_begin(j, NULL);
+    pol_json_str(j, "@timestamp", ts);
+    pol_json_obj_begin(j, "event");
+    pol_json_str(j, "kind", "event");
+    pol_json_arr_begin(j, "category");
+    pol_json_str(j, NULL, "email");
+    pol_json_arr_end(j);
+    pol_json_str(j, "action", action);
+    if (outcome != NULL)
+        pol_json_str(j, "outcome", outcome);
+    pol_json_obj_end(j);
+}

@@ -84,6 +84,14 @@ struct pol_events;
 struct pol_events *pol_events_new(const char *file, bool to_syslog,
     enum pol_action on_error, bool buffer);
 void pol_events_free(struct pol_events *ev);
+/** RFC 3339 UTC time stamp with milliseconds (the clock hook if set). */
+void pol_event_timestamp(const struct pol_config *cfg, char *buf,
+    size_t len);
+/** Start an event: the root object, @timestamp and event.* (kind,
+ * category email, action, outcome unless NULL); the caller closes the
+ * root object. */
+void pol_event_open(struct pol_json *j, const char *ts, const char *action,
+    const char *outcome);
 /** Write buffered events (force, or when now is another second). */
 void pol_events_flush(struct pol_events *ev, time_t now, bool force);
 enum pol_status pol_events_open(struct pol_events *ev, struct pol_err *err);

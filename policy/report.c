@@ -12,24 +12,6 @@
 #include "keys.h"
 #include "msg.h"
 
-/* timestamp - RFC 3339 UTC with milliseconds */
-static void
-timestamp(const struct pol_config *cfg, char *buf, size_t len)
-{
-    struct timespec ts;
-    struct tm tm;
-
-    if (cfg->hooks.clock != NULL) {
-        ts.tv_sec = pol_now(cfg);
-        ts.tv_nsec = 0;
-    } else
-        clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
-        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-        tm.tm_sec, ts.tv_nsec / 1000000);
-}
-
 /* put_email - the email.* object */
 static void
 put_email(struct pol_json *j, const struct pol_msg *m)
@@ -218,15 +200,7 @@ destination_event(struct pol_msg *m, const struct pol_verdict *v,
     int n = 0;
 
     pol_json_init(&j);
-    pol_json_obj_begin(&j, NULL);
-    pol_json_str(&j, "@timestamp", ts);
-    pol_json_obj_begin(&j, "event");
-    pol_json_str(&j, "kind", "event");
-    pol_json_arr_begin(&j, "category");
-    pol_json_str(&j, NULL, "email");
-    pol_json_arr_end(&j);
-    pol_json_str(&j, "action", "destination");
-    pol_json_obj_end(&j);
+    pol_event_open(&j, ts, "destination", NULL);
     pol_json_obj_begin(&j, "email");
     if (*m->queue_id)
         pol_json_str(&j, "local_id", m->queue_id);
@@ -293,18 +267,9 @@ pol_report_submission(struct pol_msg *m, const struct pol_verdict *v,
         return POL_OK;
     m->event_written = true;
     pol_json_init(&j);
-    timestamp(m->cfg, ts, sizeof(ts));
-    pol_json_obj_begin(&j, NULL);
-    pol_json_str(&j, "@timestamp", ts);
-    pol_json_obj_begin(&j, "event");
-    pol_json_str(&j, "kind", "event");
-    pol_json_arr_begin(&j, "category");
-    pol_json_str(&j, NULL, "email");
-    pol_json_arr_end(&j);
-    pol_json_str(&j, "action", "submission");
-    pol_json_str(&j, "outcome", v->action >= POL_TEMPFAIL
+    pol_event_timestamp(m->cfg, ts, sizeof(ts));
+    pol_event_open(&j, ts, "submission", v->action >= POL_TEMPFAIL
             && m->cfg->mode == POL_MODE_ENFORCE ? "failure" : "success");
-    pol_json_obj_end(&j);
     put_email(&j, m);
     pol_json_obj_begin(&j, "source");
     pol_json_str(&j, "ip", m->client.addr);

@@ -206,24 +206,12 @@ tls_event(const struct pol_config *cfg, const char *key, const char *policy,
 {
     struct pol_json j;
     char ts[64];
-    time_t now = pol_now(cfg);
-    struct tm tm;
 
     if (!cfg->tls_policy.events)
         return;
-    gmtime_r(&now, &tm);
-    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+    pol_event_timestamp(cfg, ts, sizeof(ts));
     pol_json_init(&j);
-    pol_json_obj_begin(&j, NULL);
-    pol_json_str(&j, "@timestamp", ts);
-    pol_json_obj_begin(&j, "event");
-    pol_json_str(&j, "kind", "event");
-    pol_json_arr_begin(&j, "category");
-    pol_json_str(&j, NULL, "email");
-    pol_json_arr_end(&j);
-    pol_json_str(&j, "action", "tls_policy");
-    pol_json_str(&j, "outcome", "success");
-    pol_json_obj_end(&j);
+    pol_event_open(&j, ts, "tls_policy", "success");
     pol_json_obj_begin(&j, "destination");
     pol_json_str(&j, "address", key);
     pol_json_obj_end(&j);
