@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <time.h>
@@ -24,34 +25,43 @@
 #include "ctl/ctl.h"
 #include "policy/policy.h"
 
-#define QID_SLOTS 65536 /* messages remembered (oldest evicted) */
+#define QID_SLOTS 262144 /* messages remembered (the table is calloc'ed:
+                           * pages count only once used) */
+#define PROBE 32          /* slots searched per queue ID */
+#define PENDING 4096      /* --follow: deliveries waiting for their event */
+#define PENDING_WAIT 3    /* seconds a delivery waits for its event */
 #define PID_SLOTS 512   /* smtp processes with a pending TLS line */
 #define DOM_SLOTS 4096  /* destination domains in a summary */
 #define BINS 90         /* delay histogram: 1 ms * 1.25^i */
 
-struct msginfo { /* what we know of a queue ID */
-    char qid[32];
-    char msgid[200], from[200];
-    char verdict[16], dkim[24], subtls[8];
-    char policy[8][2][120]; /* recipient domain -> TLS policy */
-    int npolicy;
+struct msginfo { /* what we know of a queue ID (kept small: 256k of them) */
+    char qid[20];
+    char msgid[100], from[100];
+    char verdict[12], dkim[16], subtls[6];
+    char policy[3][2][64]; /* recipient domain -> TLS policy */
+    char deferred[3][64];  /* recipients last deferred (for expiry) */
+    unsigned short doms[4]; /* summary domains counted (index + 1) */
+    int npolicy, ndeferred;
+    unsigned long seq;      /* insertion order, for eviction */
     bool have_event;
 };
 
 struct tlsinfo {
     long pid;
+    char qid[20]; /* first delivery of this TLS session */
     char prog[64], trust[16], version[16], cipher[80], relay[300];
 };
 
 struct domstat {
     char domain[256];
-    unsigned long sent, deferred, bounced, expired, tls[5], unverified, n;
+    unsigned long messages, sent, deferred, bounced, expired, tls[5];
+    unsigned long unverified, n;
     unsigned long bins[BINS];
     double max;
 };
 
-static struct msginfo *msgs; /* QID_SLOTS, ring order */
-static size_t msg_next;
+static struct msginfo *msgs; /* QID_SLOTS, open addressing */
+static unsigned long msg_seq;
 static struct tlsinfo tlsv[PID_SLOTS];
 static size_t tls_next;
 static struct domstat *doms;
@@ -64,25 +74,29 @@ static struct msginfo *
 msg_find(const char *qid, bool create)
 {
     size_t h = 5381;
+    struct msginfo *oldest = NULL;
 
     for (const char *c = qid; *c; c++)
         h = h * 33 + (unsigned char)*c;
-    /* linear probe over a small window from the hash */
-    for (size_t i = 0; i < 16; i++) {
+    for (size_t i = 0; i < PROBE; i++) {
         struct msginfo *m = &msgs[(h + i) % QID_SLOTS];
         if (strcmp(m->qid, qid) == 0)
             return m;
-        if (create && m->qid[0] == '\0') {
-            snprintf(m->qid, sizeof(m->qid), "%s", qid);
-            return m;
+        if (m->qid[0] == '\0') {
+            if (!create)
+                return NULL;
+            oldest = m;
+            break;
         }
+        if (oldest == NULL || m->seq < oldest->seq)
+            oldest = m;
     }
     if (!create)
         return NULL;
-    struct msginfo *m = &msgs[(h + (msg_next++ % 16)) % QID_SLOTS];
-    memset(m, 0, sizeof(*m)); /* evict */
-    snprintf(m->qid, sizeof(m->qid), "%s", qid);
-    return m;
+    memset(oldest, 0, sizeof(*oldest)); /* evicts the oldest in the window */
+    snprintf(oldest->qid, sizeof(oldest->qid), "%s", qid);
+    oldest->seq = ++msg_seq;
+    return oldest;
 }
 
 /* jstr - string value of "key":"..." after position start in a JSON line
@@ -125,11 +139,11 @@ index_event(const char *line)
         jstr(line, "\"verdict\":", "action", m->verdict, sizeof(m->verdict));
         jstr(line, "\"dkim\":", "result", m->dkim, sizeof(m->dkim));
         jstr(line, "\"tls\":", "version", m->subtls, sizeof(m->subtls));
-    } else if (strcmp(action, "destination") == 0 && m->npolicy < 8) {
+    } else if (strcmp(action, "destination") == 0 && m->npolicy < 3) {
         jstr(line, "\"destination\":", "domain", dom, sizeof(dom));
         jstr(line, "\"tls_policy\":", "policy", pol, sizeof(pol));
-        snprintf(m->policy[m->npolicy][0], 120, "%.119s", dom);
-        snprintf(m->policy[m->npolicy++][1], 120, "%.119s", pol);
+        snprintf(m->policy[m->npolicy][0], 64, "%.63s", dom);
+        snprintf(m->policy[m->npolicy++][1], 64, "%.63s", pol);
     }
 }
 
@@ -150,16 +164,28 @@ tls_remember(const struct pol_logline *l)
     snprintf(t->version, sizeof(t->version), "%s", l->tls_version);
     snprintf(t->cipher, sizeof(t->cipher), "%s", l->tls_cipher);
     snprintf(t->relay, sizeof(t->relay), "%s", l->relay);
+    t->qid[0] = '\0';
 }
 
-/* tls_for - the TLS session of this delivery: same process and relay */
+/* tls_for - the TLS session of this delivery: same process and relay,
+ * and the same message, or a reused connection (conn_use > 1); a new
+ * session without a TLS line of its own did not use TLS */
 static const struct tlsinfo *
 tls_for(const struct pol_logline *l)
 {
-    for (size_t i = 0; i < PID_SLOTS; i++)
-        if (tlsv[i].pid == l->pid && strcmp(tlsv[i].prog, l->prog) == 0
-            && strcmp(tlsv[i].relay, l->relay) == 0)
-            return &tlsv[i];
+    for (size_t i = 0; i < PID_SLOTS; i++) {
+        struct tlsinfo *t = &tlsv[i];
+        if (t->pid != l->pid || strcmp(t->prog, l->prog) != 0
+            || strcmp(t->relay, l->relay) != 0)
+            continue;
+        if (t->qid[0] == '\0')
+            snprintf(t->qid, sizeof(t->qid), "%.19s", l->qid);
+        else if (strcmp(t->qid, l->qid) != 0 && l->conn_use <= 1) {
+            t->pid = 0; /* stale: a later session without TLS */
+            return NULL;
+        }
+        return t;
+    }
     return NULL;
 }
 
@@ -172,11 +198,21 @@ when(const char *ts)
 
     if (ts[0] == '\0')
         return now;
-    if (isdigit((unsigned char)ts[0])) {
-        if (strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm) == NULL)
+    if (isdigit((unsigned char)ts[0])) { /* RFC 3339: offset honoured */
+        const char *r = strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm);
+        long off = 0;
+        if (r == NULL)
             return now;
-        tm.tm_isdst = -1;
-        return mktime(&tm);
+        if (*r == '.')
+            r += 1 + strspn(r + 1, "0123456789");
+        if ((*r == '+' || *r == '-') && strlen(r) >= 6)
+            off = (atol(r + 1) * 3600 + atol(r + 4) * 60) * (*r == '-' ? -1
+                                                                     : 1);
+        else if (*r != 'Z' && *r != 'z') { /* no offset: local time */
+            tm.tm_isdst = -1;
+            return mktime(&tm);
+        }
+        return timegm(&tm) - off;
     }
     localtime_r(&now, &tm);
     int year = tm.tm_year;
@@ -261,13 +297,7 @@ emit(const struct pol_logline *l, const struct tlsinfo *t,
     }
     printf(",\"to\":{\"address\":[");
     jesc(stdout, l->to);
-    printf("]}");
-    if (m && m->from[0]) {
-        printf(",\"from\":{\"address\":[");
-        jesc(stdout, m->from);
-        printf("]}");
-    }
-    printf("},\"destination\":{\"domain\":");
+    printf("]}},\"destination\":{\"domain\":");
     jesc(stdout, dom);
     if (l->relay_host[0]) {
         printf(",\"address\":");
@@ -287,8 +317,13 @@ emit(const struct pol_logline *l, const struct tlsinfo *t,
         printf(",\"cipher\":");
         jesc(stdout, t->cipher);
     }
-    printf("},\"outpolicy\":{\"schema\":%d,\"delivery\":{\"status\":",
-        POL_SCHEMA_VERSION);
+    printf("},\"outpolicy\":{\"schema\":%d,", POL_SCHEMA_VERSION);
+    if (m && m->from[0]) {
+        printf("\"envelope\":{\"from\":");
+        jesc(stdout, m->from);
+        printf("},");
+    }
+    printf("\"delivery\":{\"status\":");
     jesc(stdout, l->status);
     printf(",\"dsn\":");
     jesc(stdout, l->dsn);
@@ -343,9 +378,11 @@ bin_value(int b)
     return b == 0 ? 0.0 : 0.001 * pow(1.25, b - 0.5);
 }
 
-/* account - a delivery in the per-domain summary */
+/* account - a delivery in the per-domain summary; m (may be NULL) counts
+ * each message once per domain */
 static void
-account(const struct pol_logline *l, const struct tlsinfo *t)
+account(const struct pol_logline *l, const struct tlsinfo *t,
+    struct msginfo *m)
 {
     const char *dom = strrchr(l->to, '@') ? strrchr(l->to, '@') + 1 : "?";
     struct domstat *d = NULL;
@@ -368,8 +405,23 @@ account(const struct pol_logline *l, const struct tlsinfo *t)
         d->deferred++;
     else if (strcmp(l->status, "bounced") == 0)
         d->bounced++;
-    else
+    else if (strcmp(l->status, "expired") == 0)
         d->expired++;
+    else
+        return; /* address probes (deliverable/undeliverable) and such */
+    if (m != NULL) {
+        unsigned short idx = (unsigned short)(d - doms + 1);
+        int k;
+        for (k = 0; k < 4 && m->doms[k] != 0 && m->doms[k] != idx; k++)
+            ;
+        if (k < 4 && m->doms[k] == 0) {
+            m->doms[k] = idx;
+            d->messages++;
+        }
+    } else
+        d->messages++;
+    if (strcmp(l->status, "expired") == 0)
+        return; /* a notice, not a delivery attempt: no TLS, no delay */
     for (int i = 0; t && i < 4; i++)
         if (strcmp(t->version, vers[i]) == 0)
             v = i;
@@ -389,7 +441,7 @@ percentile(const struct domstat *d, double p)
 
     for (int b = 0; b < BINS; b++)
         if ((seen += d->bins[b]) >= want && want > 0)
-            return bin_value(b);
+            return bin_value(b) < d->max ? bin_value(b) : d->max;
     return 0;
 }
 
@@ -397,8 +449,9 @@ static void
 print_summary(bool json)
 {
     if (!json)
-        printf("%-30s %6s %6s %6s %6s  %-23s %6s %8s %8s %8s\n", "domain",
-            "sent", "defer", "bounce", "expire", "TLS 1.0/1.1/1.2/1.3/none",
+        printf("%-30s %6s %6s %6s %6s %6s  %-23s %6s %8s %8s %8s\n",
+            "domain", "msgs", "sent", "defer", "bounce", "expire",
+            "TLS 1.0/1.1/1.2/1.3/none",
             "unver", "p50 s", "p95 s", "max s");
     for (size_t i = 0; i < ndoms; i++) {
         const struct domstat *d = &doms[i];
@@ -406,11 +459,13 @@ print_summary(bool json)
         if (json) {
             printf("{\"destination\":{\"domain\":");
             jesc(stdout, d->domain);
-            printf("},\"outpolicy\":{\"summary\":{\"sent\":%lu,\"deferred\":"
+            printf("},\"outpolicy\":{\"summary\":{\"messages\":%lu,"
+                "\"sent\":%lu,\"deferred\":"
                 "%lu,\"bounced\":%lu,\"expired\":%lu,\"tls\":{\"1.0\":%lu,"
                 "\"1.1\":%lu,\"1.2\":%lu,\"1.3\":%lu,\"none\":%lu},"
                 "\"not_verified_percent\":%.1f,\"delay\":{\"p50\":%.3f,"
-                "\"p95\":%.3f,\"max\":%.3f}}}}\n", d->sent, d->deferred,
+                "\"p95\":%.3f,\"max\":%.3f}}}}\n", d->messages, d->sent,
+                d->deferred,
                 d->bounced, d->expired, d->tls[0], d->tls[1], d->tls[2],
                 d->tls[3], d->tls[4], unv, percentile(d, 0.5),
                 percentile(d, 0.95), d->max);
@@ -418,8 +473,9 @@ print_summary(bool json)
             char tls[40];
             snprintf(tls, sizeof(tls), "%lu/%lu/%lu/%lu/%lu", d->tls[0],
                 d->tls[1], d->tls[2], d->tls[3], d->tls[4]);
-            printf("%-30.30s %6lu %6lu %6lu %6lu  %-23s %5.1f%% %8.2f %8.2f "
-                "%8.2f\n", d->domain, d->sent, d->deferred, d->bounced,
+            printf("%-30.30s %6lu %6lu %6lu %6lu %6lu  %-23s %5.1f%% %8.2f "
+                "%8.2f %8.2f\n", d->domain, d->messages, d->sent,
+                d->deferred, d->bounced,
                 d->expired, tls, unv, percentile(d, 0.5),
                 percentile(d, 0.95), d->max);
         }
@@ -495,6 +551,79 @@ on_event_line(const struct topts *o, const char *line)
     index_event(line);
 }
 
+/* pending deliveries (--follow): the submission event of a message may
+ * reach the file up to a second after Postfix logs its delivery (events
+ * are buffered), so a delivery waits up to PENDING_WAIT seconds for it */
+struct pending {
+    struct pol_logline l;
+    struct tlsinfo t;
+    bool has_t;
+    time_t ts, since;
+};
+static struct pending *pend;
+static size_t npend;
+static volatile sig_atomic_t stop_flag;
+
+static void
+on_stop(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static void
+emit_or_account(const struct topts *o, const struct pol_logline *l,
+    const struct tlsinfo *t, struct msginfo *m, time_t ts)
+{
+    if (o->summary)
+        account(l, t, m);
+    else
+        emit(l, t, m, ts);
+    fflush(stdout);
+}
+
+/* flush_pending - emit from the head, in log order, what has its event
+ * now or has waited long enough (all: everything) */
+static void
+flush_pending(const struct topts *o, bool all)
+{
+    time_t now = time(NULL);
+    size_t i;
+
+    for (i = 0; i < npend; i++) {
+        struct pending *p = &pend[i];
+        struct msginfo *m = msg_find(p->l.qid, false);
+        if (!all && !(m != NULL && m->have_event)
+            && now - p->since < PENDING_WAIT)
+            break;
+        emit_or_account(o, &p->l, p->has_t ? &p->t : NULL, m, p->ts);
+    }
+    memmove(pend, pend + i, (npend - i) * sizeof(*pend));
+    npend -= i;
+}
+
+/* deliver - one delivery: now, or (following) once its event is in */
+static void
+deliver(const struct topts *o, const struct pol_logline *l,
+    const struct tlsinfo *t, struct msginfo *m, time_t ts)
+{
+    struct pending *p;
+
+    if (!o->follow || (npend == 0 && m != NULL && m->have_event)) {
+        emit_or_account(o, l, t, m, ts);
+        return;
+    }
+    if (npend == PENDING)
+        flush_pending(o, true);
+    p = &pend[npend++];
+    p->l = *l;
+    p->has_t = t != NULL;
+    if (t != NULL)
+        p->t = *t;
+    p->ts = ts;
+    p->since = time(NULL);
+}
+
 static void
 on_log_line(const struct topts *o, const char *line)
 {
@@ -517,11 +646,11 @@ on_log_line(const struct topts *o, const char *line)
         return;
     case POL_LOG_MSGID:
         if ((m = msg_find(l.qid, true)) != NULL && m->msgid[0] == '\0')
-            snprintf(m->msgid, sizeof(m->msgid), "%.199s", l.msgid);
+            snprintf(m->msgid, sizeof(m->msgid), "%.99s", l.msgid);
         return;
     case POL_LOG_FROM:
         if ((m = msg_find(l.qid, true)) != NULL && m->from[0] == '\0')
-            snprintf(m->from, sizeof(m->from), "%.199s", l.from);
+            snprintf(m->from, sizeof(m->from), "%.99s", l.from);
         return;
     case POL_LOG_REMOVED:
         return; /* kept: delivery events may still be joined late */
@@ -531,12 +660,24 @@ on_log_line(const struct topts *o, const char *line)
     ts = when(l.ts);
     if ((o->since && ts < o->since) || (o->until && ts > o->until))
         return;
-    m = msg_find(l.qid, false);
-    if (o->summary)
-        account(&l, l.kind == POL_LOG_DELIVERY ? tls_for(&l) : NULL);
-    else
-        emit(&l, l.kind == POL_LOG_DELIVERY ? tls_for(&l) : NULL, m, ts);
-    fflush(stdout);
+    m = msg_find(l.qid, l.kind == POL_LOG_DELIVERY
+        && strcmp(l.status, "deferred") == 0);
+    if (l.kind == POL_LOG_EXPIRED) {
+        /* qmgr names no recipient: the ones last deferred expire */
+        for (int i = 0; m != NULL && i < m->ndeferred; i++) {
+            snprintf(l.to, sizeof(l.to), "%s", m->deferred[i]);
+            deliver(o, &l, NULL, m, ts);
+        }
+        return;
+    }
+    if (m != NULL && strcmp(l.status, "deferred") == 0) {
+        int i;
+        for (i = 0; i < m->ndeferred && strcmp(m->deferred[i], l.to); i++)
+            ;
+        if (i == m->ndeferred && i < 3)
+            snprintf(m->deferred[m->ndeferred++], 64, "%.63s", l.to);
+    }
+    deliver(o, &l, tls_for(&l), m, ts);
 }
 
 /* parse_time - epoch seconds or YYYY-MM-DDTHH:MM[:SS] (local time) */
@@ -598,7 +739,12 @@ ctl_trace(int argc, char **argv)
     }
     msgs = calloc(QID_SLOTS, sizeof(*msgs));
     doms = calloc(DOM_SLOTS, sizeof(*doms));
-    if (msgs == NULL || doms == NULL)
+    pend = o.follow ? calloc(PENDING, sizeof(*pend)) : NULL;
+    if (o.follow) { /* SIGTERM/SIGINT: emit what waits, then exit */
+        signal(SIGTERM, on_stop);
+        signal(SIGINT, on_stop);
+    }
+    if (msgs == NULL || doms == NULL || (o.follow && pend == NULL))
         return 1;
     memset(evt, 0, sizeof(evt));
     logt.path = o.log;
@@ -615,7 +761,8 @@ ctl_trace(int argc, char **argv)
         for (int i = 0; i < o.nevents; i++)
             tail_lines(&evt[i], on_event_line, &o);
         tail_lines(&logt, on_log_line, &o);
-        if (!o.follow)
+        flush_pending(&o, !o.follow || stop_flag);
+        if (!o.follow || stop_flag)
             break;
         usleep(250000);
     }

@@ -129,6 +129,8 @@ delivery(const char *m, struct pol_logline *l)
         sscanf(buf, "%lf/%lf/%lf/%lf", &l->delays[0], &l->delays[1],
             &l->delays[2], &l->delays[3]);
     field(m, "dsn", l->dsn, sizeof(l->dsn));
+    if (field(m, "conn_use", buf, sizeof(buf)))
+        l->conn_use = atoi(buf);
     st += 8;
     copy(l->status, sizeof(l->status), st, strcspn(st, " ,"));
     if (l->status[0] == '\0')

@@ -317,6 +317,7 @@ struct pol_logline {
     char dsn[16], status[16], reason[400];
     char tls_trust[16], tls_version[16], tls_cipher[80];
     int nrcpt;
+    int conn_use; /* > 1: a cached connection reused */
 };
 
 /**

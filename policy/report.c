@@ -221,14 +221,19 @@ destination_event(struct pol_msg *m, const struct pol_verdict *v,
     pol_json_obj_end(&j);
     pol_json_obj_begin(&j, "outpolicy");
     pol_json_int(&j, "schema", POL_SCHEMA_VERSION);
-    pol_json_str(&j, "envelope_from", m->sender);
+    pol_json_obj_begin(&j, "envelope");
+    pol_json_str(&j, "from", m->sender);
+    pol_json_obj_end(&j);
     pol_json_int(&j, "recipient_count", n);
     pol_json_obj_begin(&j, "tls_policy");
     pol_json_str(&j, "nexthop", nexthop);
     pol_json_str(&j, "policy", policy);
     pol_json_str(&j, "rule", rule);
     pol_json_obj_end(&j);
-    pol_json_str(&j, "verdict", pol_action_name(v->action));
+    /* the same shape as in the submission event (one index mapping) */
+    pol_json_obj_begin(&j, "verdict");
+    pol_json_str(&j, "action", pol_action_name(v->action));
+    pol_json_obj_end(&j);
     put_dkim(&j, m);
     pol_json_obj_end(&j);
     pol_json_obj_end(&j);

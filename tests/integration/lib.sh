@@ -104,7 +104,7 @@ it_wait_for()
 # it_port_free PORT - true when nothing listens on 127.0.0.1:PORT (TCP)
 it_port_free()
 {
-    [ -z "$(ss -ltnH "sport = :$1" 2>/dev/null)" ] &&
+    [ -z "$(ss -tanH "sport = :$1" 2>/dev/null)" ] &&
         ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
@@ -113,7 +113,9 @@ it_pick_port()
 {
     local i p
     for ((i = 0; i < 50; i++)); do
-        p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        # below the ephemeral range (32768-60999), so no client socket of
+        # another test can be holding it
+        p=$((20000 + (RANDOM * 32768 + RANDOM) % 12000))
         case " ${IT_PORTS_USED:-} " in *" $p "*) continue ;; esac
         if it_port_free "$p"; then
             IT_PORTS_USED="${IT_PORTS_USED:-} $p"
