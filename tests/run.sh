@@ -8,12 +8,12 @@
 # (real Postfix on loopback).  Prints each step, then one line
 # "N passed, N failed"; exits non-zero on any failure.
 #
-# Environment: FUZZ_SECONDS (default 30 per target), SKIP_DISTCHECK=1,
+# Environment: FUZZ_SECONDS (default 20 per target), SKIP_DISTCHECK=1,
 # ONLY_INTEGRATION=test_name (run just that integration test).
 set -u
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 ROOT=${OUTPOLICY_BUILD_ROOT:-$SRC/build-test}
-FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 LOGS=$ROOT/logs
 pass=0
 fail=0
