@@ -10,6 +10,7 @@
  * Licence: BSD-2-Clause.
  */
 #include <ctype.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,8 +57,11 @@ pol_canon_header(struct pol_arena *a, const char *name, const char *value,
     return out;
 }
 
+#define HASH_BUF 16384 /* canonical bytes gathered before one digest update */
+
 struct pol_bodyhash {
     EVP_MD_CTX *md;
+    size_t blen;
     bool relaxed;
     long long limit;   /* bytes still to hash, -1 = no l= */
     unsigned long empty; /* empty lines held back */
@@ -65,13 +69,16 @@ struct pol_bodyhash {
     bool line_started; /* bytes seen on the current line */
     bool cr;           /* last byte was CR */
     bool any;          /* any non-empty line hashed */
+    unsigned char buf[HASH_BUF]; /* last: not zeroed at creation */
 };
 
 struct pol_bodyhash *
 pol_bodyhash_new(bool relaxed, long long limit)
 {
-    struct pol_bodyhash *h = calloc(1, sizeof(*h));
+    struct pol_bodyhash *h = malloc(sizeof(*h));
 
+    if (h != NULL)
+        memset(h, 0, offsetof(struct pol_bodyhash, buf));
     if (h == NULL || (h->md = EVP_MD_CTX_new()) == NULL
         || EVP_DigestInit_ex(h->md, EVP_sha256(), NULL) != 1) {
         if (h != NULL)
@@ -84,7 +91,8 @@ pol_bodyhash_new(bool relaxed, long long limit)
     return h;
 }
 
-/* emit - canonical bytes to the digest, within the l= limit */
+/* emit - canonical bytes to the digest (through a buffer: the state
+ * machine emits a byte at a time), within the l= limit */
 static void
 emit(struct pol_bodyhash *h, const char *p, size_t n)
 {
@@ -93,8 +101,16 @@ emit(struct pol_bodyhash *h, const char *p, size_t n)
             n = (size_t)h->limit;
         h->limit -= (long long)n;
     }
-    if (n > 0)
+    if (h->blen + n > HASH_BUF) {
+        EVP_DigestUpdate(h->md, h->buf, h->blen);
+        h->blen = 0;
+    }
+    if (n > HASH_BUF) {
         EVP_DigestUpdate(h->md, p, n);
+        return;
+    }
+    memcpy(h->buf + h->blen, p, n);
+    h->blen += n;
 }
 
 /* end_line - a line ended: hold it if empty, else flush held lines */
@@ -173,6 +189,9 @@ pol_bodyhash_final(struct pol_bodyhash *h, char *out, size_t len)
     }
     if (!h->any && !h->relaxed)
         emit(h, "\r\n", 2); /* simple: an empty body is one CRLF */
+    if (h->blen > 0)
+        EVP_DigestUpdate(h->md, h->buf, h->blen);
+    h->blen = 0;
     if (len < 45 || EVP_DigestFinal_ex(h->md, md, &mdlen) != 1)
         return -1;
     EVP_EncodeBlock((unsigned char *)out, md, (int)mdlen);

@@ -436,6 +436,7 @@ free_fields(struct pol_config *cfg)
     pol_tlsmap_unconfigure(cfg);
     pol_keys_free(&cfg->keys);
     pol_spf_free(cfg->spf.state);
+    pol_dmarc_cache_free(cfg->dmarc.cache);
     pol_dns_free(cfg->dns.resolver);
     if (cfg->dmarc.psl != NULL && cfg->dmarc.psl != psl_builtin())
         psl_free(cfg->dmarc.psl);
@@ -609,6 +610,10 @@ start_runtime(struct pol_config *cfg, struct pol_err *err)
         return POL_ETEMP;
     if ((cfg->spf.state = pol_spf_new(cfg->dns.resolver, err)) == NULL)
         return POL_ETEMP;
+    if ((cfg->dmarc.cache = pol_dmarc_cache_new()) == NULL) {
+        snprintf(err->msg, sizeof(err->msg), "dmarc: out of memory");
+        return POL_ETEMP;
+    }
     /* the system's list (package publicsuffix), else libpsl's built-in */
     if ((cfg->dmarc.psl = psl_latest(NULL)) == NULL
         && (cfg->dmarc.psl = (void *)psl_builtin()) == NULL) {

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include <libpsl.h>
+#include <pthread.h>
 
 #include "dns.h"
 #include "spf.h"
@@ -167,7 +168,7 @@ pol_aligned(const struct pol_config *cfg, const char *a, const char *b,
 /* fetch - the DMARC record at _dmarc.domain: 1 found, 0 none, -1 temp */
 static int
 fetch(const struct pol_config *cfg, const char *domain,
-    struct pol_dmarc_record *r, char *why, size_t whylen)
+    struct pol_dmarc_record *r, char *why, size_t whylen, int *ttl)
 {
     char name[300];
     struct pol_dns_answer *a;
@@ -180,6 +181,8 @@ fetch(const struct pol_config *cfg, const char *domain,
         pol_dns_answer_free(a);
         return -1;
     }
+    if (a->ttl < *ttl)
+        *ttl = a->ttl;
     for (int i = 0; a->rc == POL_DNS_OK && i < a->n; i++) {
         char *t = pol_dns_txt(a, i);
         if (t != NULL && strncmp(t, "v=DMARC1", 8) == 0) {
@@ -196,22 +199,114 @@ fetch(const struct pol_config *cfg, const char *domain,
     return found;
 }
 
+/* ---- a per-config cache of DMARC look-ups, for the record's TTL ---- */
+
+#define DMARC_CACHE 1024
+#define DMARC_TTL_MAX 3600
+
+struct dmarc_entry {
+    char domain[256];
+    int found;
+    bool subdomain;
+    struct pol_dmarc_record rec;
+    char why[160];
+    time_t expires;
+};
+
+struct pol_dmarc_cache {
+    pthread_mutex_t lock;
+    size_t next;
+    struct dmarc_entry e[DMARC_CACHE];
+};
+
+struct pol_dmarc_cache *
+pol_dmarc_cache_new(void)
+{
+    struct pol_dmarc_cache *c = calloc(1, sizeof(*c));
+
+    if (c != NULL)
+        pthread_mutex_init(&c->lock, NULL);
+    return c;
+}
+
+void
+pol_dmarc_cache_free(struct pol_dmarc_cache *c)
+{
+    if (c == NULL)
+        return;
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+/* cached - a fresh entry for domain into out; false if none */
+static bool
+cached(struct pol_dmarc_cache *c, const char *domain, time_t now,
+    struct dmarc_entry *out)
+{
+    bool hit = false;
+
+    if (c == NULL)
+        return false;
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < DMARC_CACHE && !hit; i++)
+        if (c->e[i].expires > now
+            && strcasecmp(c->e[i].domain, domain) == 0) {
+            *out = c->e[i];
+            hit = true;
+        }
+    pthread_mutex_unlock(&c->lock);
+    return hit;
+}
+
+static void
+remember(struct pol_dmarc_cache *c, const struct dmarc_entry *e)
+{
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&c->lock);
+    c->e[c->next] = *e;
+    c->next = (c->next + 1) % DMARC_CACHE;
+    pthread_mutex_unlock(&c->lock);
+}
+
 int
 pol_dmarc_lookup(const struct pol_config *cfg, const char *from_domain,
     struct pol_dmarc_record *r, const char **at, bool *subdomain, char *why,
     size_t whylen)
 {
+    struct dmarc_entry e;
+    time_t now = pol_now(cfg);
     const char *org;
-    int rc;
+    int rc, ttl = DMARC_TTL_MAX;
 
+    if (strlen(from_domain) < sizeof(e.domain)
+        && cached(cfg->dmarc.cache, from_domain, now, &e)) {
+        *r = e.rec;
+        *subdomain = e.subdomain;
+        *at = e.subdomain ? pol_org_domain(cfg, from_domain) : from_domain;
+        snprintf(why, whylen, "%s", e.why);
+        return e.found;
+    }
     *subdomain = false;
     *at = from_domain;
-    if ((rc = fetch(cfg, from_domain, r, why, whylen)) != 0)
-        return rc;
-    org = pol_org_domain(cfg, from_domain);
-    if (*org == '\0' || strcasecmp(org, from_domain) == 0)
-        return 0;
-    *at = org;
-    *subdomain = true;
-    return fetch(cfg, org, r, why, whylen);
+    why[0] = '\0';
+    if ((rc = fetch(cfg, from_domain, r, why, whylen, &ttl)) == 0) {
+        org = pol_org_domain(cfg, from_domain);
+        if (*org != '\0' && strcasecmp(org, from_domain) != 0) {
+            *at = org;
+            *subdomain = true;
+            rc = fetch(cfg, org, r, why, whylen, &ttl);
+        }
+    }
+    if (rc >= 0 && ttl > 0 && strlen(from_domain) < sizeof(e.domain)) {
+        memset(&e, 0, sizeof(e));
+        snprintf(e.domain, sizeof(e.domain), "%s", from_domain);
+        e.found = rc;
+        e.subdomain = *subdomain;
+        e.rec = *r;
+        snprintf(e.why, sizeof(e.why), "%s", why);
+        e.expires = now + ttl;
+        remember(cfg->dmarc.cache, &e);
+    }
+    return rc;
 }

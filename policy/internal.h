@@ -111,6 +111,7 @@ struct pol_dkim_rule;
 struct pol_dns;
 struct pol_spf;
 struct pol_tls_rule;
+struct pol_dmarc_cache;
 struct pol_keytable {
     struct pol_key *v;
     size_t n;
@@ -175,6 +176,7 @@ struct pol_config {
         int on_predicted_fail;  /* for p=quarantine / p=reject */
         int on_temperror;
         void *psl;              /* psl_ctx_t * */
+        struct pol_dmarc_cache *cache; /* runtime: look-ups for their TTL */
     } dmarc;
     struct {
         bool enabled;

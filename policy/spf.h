@@ -86,6 +86,10 @@ int pol_dmarc_lookup(const struct pol_config *cfg, const char *from_domain,
     struct pol_dmarc_record *r, const char **at, bool *subdomain, char *why,
     size_t whylen);
 
+struct pol_dmarc_cache;
+struct pol_dmarc_cache *pol_dmarc_cache_new(void);
+void pol_dmarc_cache_free(struct pol_dmarc_cache *c);
+
 /** Organizational domain (PSL); "" when domain is a public suffix. */
 const char *pol_org_domain(const struct pol_config *cfg, const char *domain);
 
