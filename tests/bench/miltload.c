@@ -26,7 +26,9 @@
  *
  * Build: cc -O2 -pthread -o miltload miltload.c   (see tests/bench/build.sh)
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
