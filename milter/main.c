@@ -18,6 +18,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <pthread.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -50,6 +51,7 @@ static struct {
 } opt = { DEFAULT_CONF, false, false };
 
 static int sig_pipe[2] = { -1, -1 };
+static int trim_ticks; /* seconds left to give freed configs back */
 static uid_t run_uid = (uid_t)-1;
 static gid_t run_gid = (gid_t)-1;
 static char *pidfile_path;
@@ -407,6 +409,7 @@ reload(void)
         mf_log(LOG_WARNING, NULL, "reload: daemon.socket, daemon.user and "
             "daemon.socket_group take effect only after a restart");
     pol_config_unref(old);
+    trim_ticks = 10;
     mf_log_set_level(nd->log_level);
     mf_log(LOG_NOTICE, NULL, "reloaded configuration %s mode=%s",
         opt.conffile, pol_config_mode(cfg) == POL_MODE_MONITOR
@@ -475,6 +478,11 @@ mf_run(int shutdown_timeout)
             struct pol_config *cfg = mf_config_get();
             pol_config_flush(cfg);
             pol_config_unref(cfg);
+            if (trim_ticks > 0) { /* the old config goes with its last
+                                   * message: return its memory then */
+                trim_ticks--;
+                malloc_trim(0);
+            }
             continue;
         }
         if (read(sig_pipe[0], &b, 1) != 1)
@@ -514,6 +522,9 @@ main(int argc, char **argv)
 
     mf_parse_args(argc, argv);
     mf_log_init("outpolicyd", LOG_MAIL, true);
+    /* one thread per SMTP session: without a cap glibc grows an arena per
+     * thread, and reloads under load leave memory spread across them */
+    mallopt(M_ARENA_MAX, 2);
     /* daemonizing changes to /, and SIGHUP must find the same file */
     if (opt.conffile[0] != '/' && (abs_conf = realpath(opt.conffile, NULL))
         != NULL)

@@ -107,6 +107,13 @@ else
     [ -x "$ROOT/release/milter/outpolicyd" ] || step build-release build release
 fi
 
+if [ -z "${ONLY_INTEGRATION:-}" ] && [ "${SKIP_LOAD:-0}" != 1 ]; then
+    # a short run of the reliability load (the full 20,000-message run and
+    # its figures: docs/reliability.md)
+    step reliability-load env OUTPOLICY_BUILD="$ROOT/release" bash "$SRC/tests/reliability/load.sh" -n 2000 -c 10
+    grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOGS/reliability-load.log" | tail -1 | sed 's/^/     /'
+fi
+
 for t in "$SRC"/tests/integration/test_*.sh; do
     name=$(basename "$t" .sh)
     [ -n "${ONLY_INTEGRATION:-}" ] && [ "$name" != "$ONLY_INTEGRATION" ] && continue
