@@ -238,6 +238,8 @@ LOGSIZE=$(du -m "$DIR/log.$LINES" | cut -f1)
 EVN=$(wc -l <"$DIR/events.$LINES")
 
 # sanity: the trace sees every delivery line of the log
+# (an expired message gives one event per recipient last deferred, so at
+# least one per status=expired line)
 WANT=$(grep -cE ': to=<[^>]*>, .* status=(sent|deferred|bounced) |: from=<.*status=expired' "$DIR/log.$LINES")
 "$CTL" trace --events "$DIR/events.$LINES" "$DIR/log.$LINES" >"$DIR/sanity.json" 2>"$DIR/sanity.err"
 GOT=$(grep -c '"action":"delivery"' "$DIR/sanity.json")
@@ -245,7 +247,7 @@ GOT=$(grep -c '"action":"delivery"' "$DIR/sanity.json")
 JOINED=$(grep -c '"submission":{' "$DIR/sanity.json")
 rm -f "$DIR/sanity.json"
 echo "sanity: $WANT delivery lines in the log, $GOT delivery events; $(cat "$DIR/sanity.err")" >&2
-[ "$WANT" = "$GOT" ] || { echo "trace missed delivery lines" >&2; exit 1; }
+[ "$GOT" -ge "$WANT" ] || { echo "trace missed delivery lines" >&2; exit 1; }
 
 echo "timing ($RUNS runs each) ..." >&2
 for ((i = 0; i < RUNS; i++)); do

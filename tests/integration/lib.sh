@@ -1621,3 +1621,62 @@ c.stop()
 log.info("stopped")
 PYEOF
 }
+
+# ---------------------------------------------------------------- process checks
+# (section added with tests/integration/test_hostile.sh, test_faults.sh and
+# test_security.sh)
+#
+#   it_proc_rss PID          VmRSS of PID in kB (empty when it is gone)
+#   it_proc_threads PID      its number of threads
+#   it_proc_fds PID          its number of open file descriptors
+#   it_daemon_is PID         outpolicyd runs and is still process PID (it
+#                            did not crash and was not started again)
+#   it_sanitized             the daemon binary ($IT_BUILD) has ASan/UBSan
+#   it_sanitizer_env         for a sanitized daemon: ASAN_OPTIONS,
+#                            UBSAN_OPTIONS and LSAN_OPTIONS (leak check at
+#                            exit with full stacks, tests/fuzz/lsan.supp for
+#                            third-party leaks), each unless already set
+#   it_sanitizer_reports [FILE...]  print the sanitizer report lines (ASan,
+#                            LSan, UBSan "runtime error:") of FILEs (default
+#                            the daemon log); status 0 when there are none
+
+IT_SANITIZER_RE='ERROR: (AddressSanitizer|LeakSanitizer)|WARNING: AddressSanitizer|runtime error:|SUMMARY: (AddressSanitizer|UndefinedBehaviorSanitizer|LeakSanitizer)'
+
+it_proc_rss()
+{
+    awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null
+}
+
+it_proc_threads()
+{
+    awk '/^Threads:/ { print $2 }' "/proc/$1/status" 2>/dev/null
+}
+
+it_proc_fds()
+{
+    find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | grep -c .
+}
+
+it_daemon_is()
+{
+    [ -n "$IT_DAEMON_PID" ] && [ "$IT_DAEMON_PID" = "$1" ] && it_daemon_alive
+}
+
+it_sanitized()
+{
+    ldd "$IT_BUILD/milter/outpolicyd" 2>/dev/null | grep -qE 'lib(asan|ubsan)'
+}
+
+it_sanitizer_env()
+{
+    it_sanitized || return 0
+    export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:fast_unwind_on_malloc=0}
+    export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+    export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$IT_SRC/tests/fuzz/lsan.supp:print_suppressions=0}
+}
+
+it_sanitizer_reports()
+{
+    [ "$#" -gt 0 ] || set -- "$IT_DIR/outpolicyd.log"
+    ! grep -aE -- "$IT_SANITIZER_RE" "$@" 2>/dev/null
+}
