@@ -7,7 +7,7 @@ PKGS="build-essential autoconf autoconf-archive automake libtool pkg-config
  libmilter-dev libopendkim-dev libspf2-dev libconfig-dev libssl-dev
  libunbound-dev libevent-dev libpsl-dev publicsuffix check
  postfix sasl2-bin libsasl2-modules swaks libnet-ssleay-perl unbound openssl xxd
- miltertest opendkim-tools python3-milter python3-aiosmtpd python3-dnspython python3-cryptography rsyslog python3-dkim python3-nacl python3-authres python3-yaml
+ miltertest opendkim-tools python3-milter python3-aiosmtpd python3-dnspython python3-cryptography rsyslog valgrind python3-dkim python3-nacl python3-authres python3-yaml
  clang libclang-rt-14-dev procps iproute2"
 
 missing=""

@@ -598,8 +598,10 @@ flush_pending(const struct topts *o, bool all)
             break;
         emit_or_account(o, &p->l, p->has_t ? &p->t : NULL, m, p->ts);
     }
-    memmove(pend, pend + i, (npend - i) * sizeof(*pend));
-    npend -= i;
+    if (i > 0) {
+        memmove(pend, pend + i, (npend - i) * sizeof(*pend));
+        npend -= i;
+    }
 }
 
 /* deliver - one delivery: now, or (following) once its event is in */
@@ -772,5 +774,16 @@ ctl_trace(int argc, char **argv)
         fputc('\n', stderr);
     fprintf(stderr, "trace: %lu lines read, %lu used, %lu skipped\n", nlines,
         nused, nskipped);
+    for (int i = 0; i < o.nevents; i++) {
+        free(evt[i].line);
+        if (evt[i].f != NULL)
+            fclose(evt[i].f);
+    }
+    free(logt.line);
+    if (logt.f != NULL && logt.f != stdin)
+        fclose(logt.f);
+    free(msgs);
+    free(doms);
+    free(pend);
     return 0;
 }

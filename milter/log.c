@@ -53,11 +53,45 @@ wanted(int prio)
     return level >= 3;
 }
 
+/* escape - control bytes, DEL and bytes of invalid UTF-8 as \xNN, so
+ * nothing a client sends can forge a log line or break a log parser */
+static const char *
+escape(const char *in, char *out, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)in;
+    size_t o = 0;
+
+    while (*s && o + 5 < len) {
+        size_t n = 0;
+        if (*s >= 0x20 && *s < 0x7f)
+            n = 1;
+        else if (*s >= 0xc2 && *s <= 0xf4) { /* a whole UTF-8 sequence */
+            size_t want = *s >= 0xf0 ? 4 : *s >= 0xe0 ? 3 : 2;
+            for (n = 1; n < want && (s[n] & 0xc0) == 0x80; n++)
+                ;
+            if (n != want)
+                n = 0;
+        }
+        if (n == 0) {
+            o += (size_t)snprintf(out + o, len - o, "\\x%02x", *s);
+            s++;
+        } else if (o + n < len) {
+            memcpy(out + o, s, n);
+            o += n;
+            s += n;
+        } else
+            break;
+    }
+    out[o] = '\0';
+    return out;
+}
+
 /* emit - one finished line to the chosen destination */
 static void
-emit(int prio, const char *line)
+emit(int prio, const char *raw)
 {
-    char ts[32];
+    char ts[32], buf[4096];
+    const char *line = escape(raw, buf, sizeof(buf));
     struct tm tm;
     time_t now;
 

@@ -252,6 +252,9 @@ setup_socket(const struct pol_daemon_settings *d)
         refuse_live_socket(path);
     if (smfi_register(mf_desc) != MI_SUCCESS)
         mf_fatal(EX_SOFTWARE, "smfi_register failed");
+    /* a peer that stalls mid-command holds a thread this long (libmilter's
+     * default is 7210 s); it must stay above Postfix's smtpd_timeout */
+    smfi_settimeout(d->milter_timeout);
     if (smfi_setconn((char *)d->socket) != MI_SUCCESS)
         mf_fatal(EX_CONFIG, "daemon.socket: libmilter refuses \"%s\"",
             d->socket);

@@ -528,6 +528,7 @@ build(config_t *lc, const char *name, const struct pol_hooks *hooks,
         cfg->daemon.socket_group, cfg->daemon.user, cfg->daemon.group,
         cfg->daemon.pidfile, cfg->daemon.log_level,
         cfg->daemon.syslog_facility, cfg->daemon.shutdown_timeout,
+        cfg->daemon.milter_timeout,
     };
     cfg->sink = pol_events_new(cfg->events.file, cfg->events.syslog,
         (enum pol_action)cfg->events.on_error, cfg->events.buffer);

@@ -86,6 +86,7 @@ const struct cf_param pol_cf_schema[] = {
   { "daemon.pidfile",               CF_PATH,       "/run/outpolicy/outpolicyd.pid",     0, 0,    CF_FIELD(daemon.pidfile), NULL, NULL },
   { "daemon.log_level",             CF_INT,        "1",                                 0, 3,    CF_FIELD(daemon.log_level), NULL, NULL },
   { "daemon.syslog_facility",       CF_ENUM,       "mail",                              0, 0,    CF_FIELD(daemon.syslog_facility), facility_names, NULL },
+  { "daemon.milter_timeout",        CF_INT,        "600",                               60, 7200, CF_FIELD(daemon.milter_timeout), NULL, NULL },
   { "daemon.shutdown_timeout",      CF_INT,        "30",                                0, 3600, CF_FIELD(daemon.shutdown_timeout), NULL, NULL },
   { "outbound.internal_hosts",      CF_ADDRLIST,   "127.0.0.0/8,::1/128",               0, 0,    CF_FIELD(outbound.internal_hosts), NULL, NULL },
   { "outbound.authenticated",       CF_BOOL,       "true",                              0, 0,    CF_FIELD(outbound.authenticated), NULL, NULL },

@@ -135,6 +135,7 @@ struct pol_config {
         int log_level;
         int syslog_facility;
         int shutdown_timeout;
+        int milter_timeout;
     } daemon;
     struct {
         struct pol_addrlist *internal_hosts;

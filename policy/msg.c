@@ -146,6 +146,16 @@ pol_msg_set_queue_id(struct pol_msg *m, const char *queue_id)
         m->queue_id = q;
 }
 
+/* addr_chars_ok - no control characters or DEL in an envelope address */
+static bool
+addr_chars_ok(const char *a)
+{
+    for (; a != NULL && *a; a++)
+        if ((unsigned char)*a < 0x20 || (unsigned char)*a == 0x7f)
+            return false;
+    return true;
+}
+
 enum pol_status
 pol_msg_envfrom(struct pol_msg *m, const char *sender, struct pol_verdict *v)
 {
@@ -153,6 +163,11 @@ pol_msg_envfrom(struct pol_msg *m, const char *sender, struct pol_verdict *v)
     enum pol_status st;
 
     pol_verdict_init(v);
+    if (!addr_chars_ok(sender)) {
+        pol_msg_seterr(m, "553 5.1.7 Control characters in the sender "
+            "address");
+        return POL_EPERM;
+    }
     if ((m->sender = dup(m, sender, 1024)) == NULL) {
         pol_msg_seterr(m, "451 4.3.0 out of memory");
         return POL_ETEMP;
@@ -170,7 +185,14 @@ pol_msg_envfrom(struct pol_msg *m, const char *sender, struct pol_verdict *v)
 enum pol_status
 pol_msg_rcpt(struct pol_msg *m, const char *rcpt)
 {
-    struct pol_rcpt *r = pol_arena_alloc(m->arena, sizeof(*r));
+    struct pol_rcpt *r;
+
+    if (!addr_chars_ok(rcpt)) {
+        pol_msg_seterr(m, "553 5.1.3 Control characters in the recipient "
+            "address");
+        return POL_EPERM;
+    }
+    r = pol_arena_alloc(m->arena, sizeof(*r));
 
     if (r == NULL || (r->addr = dup(m, rcpt, 1024)) == NULL) {
         pol_msg_seterr(m, "451 4.3.0 out of memory");

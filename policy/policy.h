@@ -122,6 +122,7 @@ struct pol_daemon_settings {
     int log_level;
     int syslog_facility; /* LOG_MAIL etc. */
     int shutdown_timeout;
+    int milter_timeout; /* seconds libmilter waits for the MTA */
 };
 const struct pol_daemon_settings *pol_config_daemon(
     const struct pol_config *cfg);

@@ -229,16 +229,28 @@ tls_event(const struct pol_config *cfg, const char *key, const char *policy,
     pol_json_free(&j);
 }
 
-/* key_ok - a next-hop: printable, no white space (nothing to forge a log
- * line or a policy with) */
+/* key_ok - a next-hop: no white space or control characters (nothing to
+ * forge a log line or a policy with); UTF-8 (an IDN) passes */
 static bool
 key_ok(const char *k, size_t n)
 {
+    const unsigned char *s = (const unsigned char *)k;
+
     if (n == 0)
         return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)k[i] <= 0x20 || (unsigned char)k[i] >= 0x7f)
+    for (size_t i = 0; i < n; i++) {
+        size_t want;
+        if (s[i] <= 0x20 || s[i] == 0x7f)
             return false;
+        if (s[i] < 0x80)
+            continue;
+        if (s[i] < 0xc2 || s[i] > 0xf4) /* not a UTF-8 lead byte */
+            return false;
+        want = s[i] >= 0xf0 ? 3 : s[i] >= 0xe0 ? 2 : 1;
+        for (; want > 0; want--)
+            if (++i >= n || (s[i] & 0xc0) != 0x80)
+                return false;
+    }
     return true;
 }
 

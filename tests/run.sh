@@ -9,6 +9,7 @@
 # "N passed, N failed"; exits non-zero on any failure.
 #
 # Environment: FUZZ_SECONDS (default 20 per target), SKIP_DISTCHECK=1,
+# SKIP_LOAD=1, SKIP_SANITIZED=1,
 # ONLY_INTEGRATION=test_name (run just that integration test).
 set -u
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -120,6 +121,18 @@ for t in "$SRC"/tests/integration/test_*.sh; do
     step "integration-$name" env OUTPOLICY_BUILD="$ROOT/release" bash "$t"
     grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOGS/integration-$name.log" | tail -1 | sed 's/^/     /'
 done
+
+if [ -z "${ONLY_INTEGRATION:-}" ]; then
+    # the integration suite again against the ASan+UBSan build, every
+    # daemon log searched for sanitizer reports
+    if [ "${SKIP_SANITIZED:-0}" != 1 ]; then
+        step integration-sanitized env OUTPOLICY_BUILD_ROOT="$ROOT" \
+            "$SRC/tests/integration/run-sanitized.sh" "$ROOT/asan"
+        grep -E '^[0-9]+ passed, [0-9]+ failed' "$LOGS/integration-sanitized.log" | tail -1 | sed 's/^/     /'
+    fi
+    # one valgrind memcheck run of outpolicyd: 200 messages, DKIM + ARC
+    step valgrind env OUTPOLICY_BUILD="$ROOT/release" bash "$SRC/tests/hostile/run-valgrind.sh" 200
+fi
 
 [ -n "$failed_steps" ] && echo "failed steps:$failed_steps"
 echo "$pass passed, $fail failed"

@@ -257,7 +257,7 @@ declare -A MILTER_EXPECT=(
     [unknown_command]=closed [connect_garbage]=closed [connect_family]=closed
     [mail_no_args]=closed [macro_garbage]=closed
     [headers_1m_total]="552 5.3.4" [invalid_utf8_from]="550 5.7.1"
-    [overlong_addresses]="550 5.7.1" [no_from]="550 5.7.1" [log_injection]="550 5.7.1"
+    [overlong_addresses]="550 5.7.1" [no_from]="550 5.7.1" [log_injection]="553 5.1.7"
     [log_injection_sender]="signed|5xx"
     [half_packet]=sent [half_length]=sent [eom_then_close]=sent [close_in_headers]=sent
 )
