@@ -582,6 +582,16 @@ emit_or_account(const struct topts *o, const struct pol_logline *l,
     fflush(stdout);
 }
 
+/* ready - the message's events are in: its submission event and the
+ * destination events written with it (an accepted message has one per
+ * recipient domain; a reader may see the first line of a flush before
+ * the rest) */
+static bool
+ready(const struct msginfo *m)
+{
+    return m != NULL && m->have_event && m->npolicy > 0;
+}
+
 /* flush_pending - emit from the head, in log order, what has its event
  * now or has waited long enough (all: everything) */
 static void
@@ -593,8 +603,7 @@ flush_pending(const struct topts *o, bool all)
     for (i = 0; i < npend; i++) {
         struct pending *p = &pend[i];
         struct msginfo *m = msg_find(p->l.qid, false);
-        if (!all && !(m != NULL && m->have_event)
-            && now - p->since < PENDING_WAIT)
+        if (!all && !ready(m) && now - p->since < PENDING_WAIT)
             break;
         emit_or_account(o, &p->l, p->has_t ? &p->t : NULL, m, p->ts);
     }
@@ -611,7 +620,7 @@ deliver(const struct topts *o, const struct pol_logline *l,
 {
     struct pending *p;
 
-    if (!o->follow || (npend == 0 && m != NULL && m->have_event)) {
+    if (!o->follow || (npend == 0 && ready(m))) {
         emit_or_account(o, l, t, m, ts);
         return;
     }
