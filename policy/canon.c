@@ -91,8 +91,9 @@ pol_bodyhash_new(bool relaxed, long long limit)
     return h;
 }
 
-/* emit - canonical bytes to the digest (through a buffer: the state
- * machine emits a byte at a time), within the l= limit */
+/* emit - canonical bytes to the digest through a buffer (the state machine
+ * emits runs of unchanged bytes, and single bytes around line ends and
+ * white space), within the l= limit */
 static void
 emit(struct pol_bodyhash *h, const char *p, size_t n)
 {
@@ -139,11 +140,55 @@ start_content(struct pol_bodyhash *h)
     }
 }
 
+/* content - n bytes of line content: first the held empty lines and the
+ * white space collapsed before them (relaxed), then the bytes */
+static void
+content(struct pol_bodyhash *h, const char *p, size_t n)
+{
+    start_content(h);
+    if (h->wsp) {
+        emit(h, " ", 1);
+        h->wsp = false;
+    }
+    emit(h, p, n);
+}
+
+/* plain - a byte that canonicalization passes through as it is */
+static inline bool
+plain(const struct pol_bodyhash *h, unsigned char c)
+{
+    return c != '\n' && c != '\r' && !(h->relaxed && (c == ' ' || c == '\t'));
+}
+
+/* plain_run - length of the run at p[0] (a plain byte) that comes out
+ * unchanged: plain bytes, and for relaxed single spaces between them */
+static size_t
+plain_run(const struct pol_bodyhash *h, const unsigned char *p, size_t n)
+{
+    size_t j = 1;
+
+    while (j < n) {
+        if (plain(h, p[j]))
+            j++;
+        else if (h->relaxed && p[j] == ' ' && j + 1 < n && plain(h, p[j + 1]))
+            j += 2;
+        else
+            break;
+    }
+    return j;
+}
+
 void
 pol_bodyhash_update(struct pol_bodyhash *h, const unsigned char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         unsigned char c = p[i];
+        if (!h->cr && plain(h, c)) { /* the common case: a whole run at once */
+            size_t run = plain_run(h, p + i, n - i);
+            content(h, (const char *)p + i, run);
+            i += run - 1;
+            continue;
+        }
         if (c == '\n') {
             h->cr = false;
             end_line(h);
@@ -151,8 +196,7 @@ pol_bodyhash_update(struct pol_bodyhash *h, const unsigned char *p, size_t n)
         }
         if (h->cr) { /* a CR not followed by LF is content */
             h->cr = false;
-            start_content(h);
-            emit(h, "\r", 1);
+            content(h, "\r", 1);
         }
         if (c == '\r') {
             h->cr = true;
@@ -162,12 +206,7 @@ pol_bodyhash_update(struct pol_bodyhash *h, const unsigned char *p, size_t n)
             h->wsp = true; /* collapsed, dropped at end of line */
             continue;
         }
-        start_content(h);
-        if (h->wsp) {
-            emit(h, " ", 1);
-            h->wsp = false;
-        }
-        emit(h, (const char *)&c, 1);
+        content(h, (const char *)&c, 1);
     }
 }
 
@@ -178,8 +217,7 @@ pol_bodyhash_final(struct pol_bodyhash *h, char *out, size_t len)
     unsigned int mdlen = 0;
 
     if (h->cr) {
-        start_content(h);
-        emit(h, "\r", 1);
+        content(h, "\r", 1);
         h->cr = false;
     }
     if (h->line_started || (h->relaxed && h->wsp)) {
