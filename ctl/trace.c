@@ -255,6 +255,14 @@ jesc(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* jkv - LEAD (JSON punctuation), then "KEY": and VAL as a JSON string */
+static void
+jkv(const char *lead, const char *key, const char *val)
+{
+    printf("%s\"%s\":", lead, key);
+    jesc(stdout, val);
+}
+
 static const char *
 outcome(const char *status)
 {
@@ -291,48 +299,33 @@ emit(const struct pol_logline *l, const struct tlsinfo *t,
         "\"category\":[\"email\"],\"action\":\"delivery\",\"outcome\":\"%s\"},"
         "\"email\":{\"local_id\":", iso, outcome(l->status));
     jesc(stdout, l->qid);
-    if (m && m->msgid[0]) {
-        printf(",\"message_id\":");
-        jesc(stdout, m->msgid);
-    }
+    if (m && m->msgid[0])
+        jkv(",", "message_id", m->msgid);
     printf(",\"to\":{\"address\":[");
     jesc(stdout, l->to);
-    printf("]}},\"destination\":{\"domain\":");
-    jesc(stdout, dom);
-    if (l->relay_host[0]) {
-        printf(",\"address\":");
-        jesc(stdout, l->relay_host);
-    }
-    if (l->relay_ip[0]) {
-        printf(",\"ip\":");
-        jesc(stdout, l->relay_ip);
-    }
+    jkv("]}},\"destination\":{", "domain", dom);
+    if (l->relay_host[0])
+        jkv(",", "address", l->relay_host);
+    if (l->relay_ip[0])
+        jkv(",", "ip", l->relay_ip);
     if (l->relay_port)
         printf(",\"port\":%d", l->relay_port);
     printf("},\"tls\":{\"established\":%s", t ? "true" : "false");
     if (t) {
-        printf(",\"version_protocol\":\"tls\",\"version\":");
-        jesc(stdout, strncmp(t->version, "TLSv", 4) == 0 ? t->version + 4
-                                                         : t->version);
-        printf(",\"cipher\":");
-        jesc(stdout, t->cipher);
+        jkv(",\"version_protocol\":\"tls\",", "version",
+            strncmp(t->version, "TLSv", 4) == 0 ? t->version + 4 : t->version);
+        jkv(",", "cipher", t->cipher);
     }
     printf("},\"outpolicy\":{\"schema\":%d,", POL_SCHEMA_VERSION);
     if (m && m->from[0]) {
-        printf("\"envelope\":{\"from\":");
-        jesc(stdout, m->from);
+        jkv("\"envelope\":{", "from", m->from);
         printf("},");
     }
-    printf("\"delivery\":{\"status\":");
-    jesc(stdout, l->status);
-    printf(",\"dsn\":");
-    jesc(stdout, l->dsn);
-    printf(",\"relay\":");
-    jesc(stdout, l->relay);
-    printf(",\"response\":");
-    jesc(stdout, l->reason);
-    printf(",\"service\":");
-    jesc(stdout, l->prog);
+    jkv("\"delivery\":{", "status", l->status);
+    jkv(",", "dsn", l->dsn);
+    jkv(",", "relay", l->relay);
+    jkv(",", "response", l->reason);
+    jkv(",", "service", l->prog);
     printf(",\"delay\":%g,\"delays\":{\"before_queue_manager\":%g,"
         "\"in_queue_manager\":%g,\"connection_setup\":%g,"
         "\"transmission\":%g}", l->delay, l->delays[0], l->delays[1],
@@ -347,17 +340,13 @@ emit(const struct pol_logline *l, const struct tlsinfo *t,
     }
     printf("}");
     if (pol) {
-        printf(",\"tls_policy\":{\"policy\":");
-        jesc(stdout, pol);
+        jkv(",\"tls_policy\":{", "policy", pol);
         printf("}");
     }
     if (m && m->have_event) {
-        printf(",\"submission\":{\"verdict\":");
-        jesc(stdout, m->verdict);
-        printf(",\"dkim\":");
-        jesc(stdout, m->dkim);
-        printf(",\"tls_version\":");
-        jesc(stdout, m->subtls);
+        jkv(",\"submission\":{", "verdict", m->verdict);
+        jkv(",", "dkim", m->dkim);
+        jkv(",", "tls_version", m->subtls);
         printf("}");
     }
     printf("}}\n");
@@ -457,8 +446,7 @@ print_summary(bool json)
         const struct domstat *d = &doms[i];
         double unv = d->n ? 100.0 * (double)d->unverified / (double)d->n : 0;
         if (json) {
-            printf("{\"destination\":{\"domain\":");
-            jesc(stdout, d->domain);
+            jkv("{\"destination\":{", "domain", d->domain);
             printf("},\"outpolicy\":{\"summary\":{\"messages\":%lu,"
                 "\"sent\":%lu,\"deferred\":"
                 "%lu,\"bounced\":%lu,\"expired\":%lu,\"tls\":{\"1.0\":%lu,"
