@@ -30,65 +30,12 @@ B_DOMAIN=bench.example
 B_FROM=sender@bench.example
 B_RCPT=rcpt@remote.example
 
+# the process, port and Postfix-config helpers of the integration harness
+# shellcheck source=../integration/lib.sh
+. "$B_SRC/tests/integration/lib.sh"
+
 b_log() { printf '[bench] %s\n' "$*" >&2; }
 b_die() { printf '[bench] FATAL: %s\n' "$*" >&2; exit 2; }
-
-# b_wait_for TIMEOUT CMD... - poll every 0.1 s, at most TIMEOUT seconds
-b_wait_for()
-{
-    local tries=$(($1 * 10))
-    shift
-    while [ "$tries" -gt 0 ]; do
-        "$@" && return 0
-        sleep 0.1
-        tries=$((tries - 1))
-    done
-    "$@"
-}
-
-b_port_free()
-{
-    [ -z "$(ss -ltnH "sport = :$1" 2>/dev/null)" ] &&
-        [ -z "$(ss -lunH "sport = :$1" 2>/dev/null)" ]
-}
-b_listening() { [ -n "$(ss -ltnH "sport = :$1" 2>/dev/null)" ]; }
-
-# b_pick_port VAR
-b_pick_port()
-{
-    local i p
-    for ((i = 0; i < 50; i++)); do
-        p=$((12000 + (RANDOM * 32768 + RANDOM) % 8000))  # below the ephemeral range
-        case " ${B_PORTS:-} " in *" $p "*) continue ;; esac
-        if b_port_free "$p"; then
-            B_PORTS="${B_PORTS:-} $p"
-            printf -v "$1" '%s' "$p"
-            return 0
-        fi
-    done
-    return 1
-}
-
-b_pid_gone()
-{
-    local st
-    [ -r "/proc/$1/stat" ] || return 0
-    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
-    [ -z "$st" ] || [ "$st" = Z ] || [ "$st" = X ]
-}
-
-# b_stop_pid PID [TIMEOUT] - TERM, wait, KILL; only PIDs we started
-b_stop_pid()
-{
-    local pid=$1 t=${2:-10}
-    [ -n "$pid" ] || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    if ! b_wait_for "$t" b_pid_gone "$pid"; then
-        kill -KILL "$pid" 2>/dev/null
-    fi
-    wait "$pid" 2>/dev/null
-    return 0
-}
 
 b_init()
 {
@@ -113,7 +60,7 @@ b_cleanup()
     trap - EXIT
     b_milter_stop >/dev/null 2>&1
     b_postfix_stop >/dev/null 2>&1
-    for pid in "${B_PIDS[@]}"; do b_stop_pid "$pid" 5; done
+    for pid in "${B_PIDS[@]}"; do it_stop_pid "$pid" 5; done
     if [ -n "${B_DIR:-}" ] && [ -d "$B_DIR" ]; then
         if [ "${B_KEEP:-0}" = 1 ] || [ "$rc" -ne 0 ]; then
             b_log "kept $B_DIR"
@@ -173,7 +120,7 @@ b_dns_start()
     [ -n "$B_DNS_PID" ] && return 0
     command -v unbound >/dev/null || b_die "no unbound (apt-get install unbound)"
     b_keys
-    b_pick_port B_DNS_PORT || b_die "no port for DNS"
+    it_pick_port B_DNS_PORT || b_die "no port for DNS"
     mkdir -p "$B_DIR/dns"
     local pub
     pub=$(cat "$B_DIR/keys/rsa.pub.b64")
@@ -208,7 +155,7 @@ EOF
     unbound -d -c "$B_DIR/dns/unbound.conf" >"$B_DIR/dns/unbound.log" 2>&1 &
     B_DNS_PID=$!
     B_PIDS+=("$B_DNS_PID")
-    b_wait_for 10 b_udp_bound "$B_DNS_PORT" || b_die "unbound did not start: $(tail -3 "$B_DIR/dns/unbound.log")"
+    it_wait_for 10 b_udp_bound "$B_DNS_PORT" || b_die "unbound did not start: $(tail -3 "$B_DIR/dns/unbound.log")"
 }
 b_udp_bound() { [ -n "$(ss -lunH "sport = :$1" 2>/dev/null)" ]; }
 
@@ -217,12 +164,12 @@ b_udp_bound() { [ -n "$(ss -lunH "sport = :$1" 2>/dev/null)" ]; }
 B_SINK_PID=
 b_sink_start()
 {
-    b_pick_port B_SINK_PORT || b_die "no port for the sink"
+    it_pick_port B_SINK_PORT || b_die "no port for the sink"
     smtp-sink -u nobody -c -h sink.bench.example "127.0.0.1:$B_SINK_PORT" 256 \
         >"$B_DIR/sink.out" 2>"$B_DIR/sink.err" &
     B_SINK_PID=$!
     B_PIDS+=("$B_SINK_PID")
-    b_wait_for 10 b_listening "$B_SINK_PORT" || b_die "smtp-sink did not listen"
+    it_wait_for 10 it_port_listening "$B_SINK_PORT" || b_die "smtp-sink did not listen"
 }
 
 # b_sink_count - messages the sink has received so far
@@ -238,75 +185,22 @@ b_sink_count()
 b_postfix_start()
 {
     local milter=$1 pf=$B_DIR/postfix
-    b_pick_port B_SMTP_PORT || b_die "no port for smtpd"
+    it_pick_port B_SMTP_PORT || b_die "no port for smtpd"
     mkdir -p "$pf/etc" "$pf/queue" "$pf/data"
-    cat >"$pf/etc/main.cf" <<EOF
-# private outpolicy benchmark instance
-compatibility_level = 3.6
-queue_directory = $pf/queue
-data_directory = $pf/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = mx.bench.example
-mydomain = bench.example
-myorigin = \$mydomain
-mydestination =
-local_recipient_maps =
-alias_maps =
-alias_database =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-relayhost = [127.0.0.1]:$B_SINK_PORT
-smtp_dns_support_level = disabled
-smtpd_peername_lookup = no
-smtp_tls_security_level = none
-smtpd_tls_security_level = none
-biff = no
-delay_warning_time = 0
-queue_run_delay = 5s
-minimal_backoff_time = 5s
-maximal_backoff_time = 10s
-maillog_file = $pf/maillog
-maillog_file_prefixes = $pf
-smtpd_relay_restrictions = permit_mynetworks reject_unauth_destination
-smtpd_milters = $milter
-non_smtpd_milters =
-milter_default_action = tempfail
-milter_protocol = 6
-milter_connect_macros = j {daemon_name} {daemon_addr} {client_addr} {client_name}
-milter_helo_macros = {tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer}
-milter_mail_macros = i {auth_type} {auth_authen} {auth_author} {mail_addr} {tls_version} {cipher} {cipher_bits}
-milter_end_of_data_macros = i
-EOF
-    cat >"$pf/etc/master.cf" <<EOF
-127.0.0.1:$B_SMTP_PORT inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-EOF
+    {
+        echo "# private outpolicy benchmark instance"
+        it_postfix_base_cf "$pf" mx.$B_DOMAIN "$B_SINK_PORT" "$milter"
+        echo "maillog_file_prefixes = $pf"
+        echo "smtpd_relay_restrictions = permit_mynetworks reject_unauth_destination"
+        echo "smtpd_tls_security_level = none"
+    } >"$pf/etc/main.cf"
+    it_postfix_master "$B_SMTP_PORT" >"$pf/etc/master.cf"
     touch "$pf/maillog"
     postfix -c "$pf/etc" set-permissions >"$pf/setperm.log" 2>&1 || b_die "postfix set-permissions"
     postfix -c "$pf/etc" check >"$pf/check.log" 2>&1 || b_die "postfix check: $(tail -3 "$pf/check.log")"
     postfix -c "$pf/etc" start >"$pf/start.log" 2>&1 || b_die "postfix start: $(tail -3 "$pf/start.log")"
     B_POSTFIX_UP=1
-    b_wait_for 20 b_listening "$B_SMTP_PORT" || b_die "smtpd not listening"
+    it_wait_for 20 it_port_listening "$B_SMTP_PORT" || b_die "smtpd not listening"
 }
 
 b_postfix_stop()
@@ -315,7 +209,7 @@ b_postfix_stop()
     [ "$B_POSTFIX_UP" = 1 ] || return 0
     pid=$(tr -d ' \n' <"$pf/queue/pid/master.pid" 2>/dev/null)
     postfix -c "$pf/etc" stop >/dev/null 2>&1
-    [ -n "$pid" ] && b_wait_for 15 b_pid_gone "$pid"
+    [ -n "$pid" ] && it_wait_for 15 it_pid_gone "$pid"
     B_POSTFIX_UP=0
 }
 
@@ -336,25 +230,20 @@ b_cpu_ticks()
     echo "$t"
 }
 
-# b_rss_kb PID... - current RSS; b_hwm_kb PID... - peak RSS (VmHWM), summed
-b_rss_kb()
+# b_status_kb FIELD PID... - a /proc/PID/status figure in kB, summed:
+# VmRSS (current RSS) or VmHWM (peak RSS)
+b_status_kb()
 {
-    local pid t=0 s
+    local field=$1 pid t=0 s
+    shift
     for pid in "$@"; do
-        s=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)
+        s=$(awk -v f="$field:" '$1 == f { print $2 }' "/proc/$pid/status" 2>/dev/null)
         t=$((t + ${s:-0}))
     done
     echo "$t"
 }
-b_hwm_kb()
-{
-    local pid t=0 s
-    for pid in "$@"; do
-        s=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)
-        t=$((t + ${s:-0}))
-    done
-    echo "$t"
-}
+b_rss_kb() { b_status_kb VmRSS "$@"; }
+b_hwm_kb() { b_status_kb VmHWM "$@"; }
 
 # b_milter_refresh_pids - rspamd forks workers: main PID + its children
 b_milter_refresh_pids()
@@ -371,7 +260,7 @@ b_milter_refresh_pids()
 b_socket_pair()
 {
     if [ "$1" = inet ]; then
-        b_pick_port B_MILTER_PORT || b_die "no port for the milter"
+        it_pick_port B_MILTER_PORT || b_die "no port for the milter"
         B_MILTER_SOCK="inet:$B_MILTER_PORT@127.0.0.1"
         B_MILTER_POSTFIX="inet:127.0.0.1:$B_MILTER_PORT"
     else
@@ -384,7 +273,7 @@ b_socket_pair()
 b_milter_ready()
 {
     case $B_MILTER_SOCK in
-    inet:*) b_listening "$B_MILTER_PORT" ;;
+    inet:*) it_port_listening "$B_MILTER_PORT" ;;
     *) [ -S "$B_MILTER_PATH" ] ;;
     esac
 }
@@ -422,7 +311,7 @@ EOF
     B_MILTER_PIDS=($!)
     B_PIDS+=($!)
     B_MILTER_KIND=opendkim
-    b_wait_for 10 b_milter_ready || b_die "opendkim did not start: $(tail -3 "$d/opendkim.log")"
+    it_wait_for 10 b_milter_ready || b_die "opendkim did not start: $(tail -3 "$d/opendkim.log")"
 }
 
 b_rspamd_start()
@@ -492,7 +381,7 @@ EOF
     B_RSPAMD_MAIN=$!
     B_PIDS+=($!)
     B_MILTER_KIND=rspamd
-    b_wait_for 30 b_milter_ready || b_die "rspamd did not start: $(tail -5 "$d/rspamd.log" "$d/stdout.log")"
+    it_wait_for 30 b_milter_ready || b_die "rspamd did not start: $(tail -5 "$d/rspamd.log" "$d/stdout.log")"
     sleep 1
     b_milter_refresh_pids
 }
@@ -559,7 +448,7 @@ EOF
     B_MILTER_PIDS=($!)
     B_PIDS+=($!)
     B_MILTER_KIND=outpolicyd
-    b_wait_for 10 b_milter_ready || b_die "outpolicyd did not start: $(tail -3 "$d/outpolicyd.log")"
+    it_wait_for 10 b_milter_ready || b_die "outpolicyd did not start: $(tail -3 "$d/outpolicyd.log")"
 }
 
 # b_milter_alive - the milter processes we started are still running
@@ -568,15 +457,15 @@ b_milter_alive()
     local p
     [ -z "$B_MILTER_KIND" ] && return 0
     b_milter_refresh_pids
-    for p in "${B_MILTER_PIDS[@]}"; do b_pid_gone "$p" && return 1; done
+    for p in "${B_MILTER_PIDS[@]}"; do it_pid_gone "$p" && return 1; done
     return 0
 }
 
 b_milter_stop()
 {
     case $B_MILTER_KIND in
-    rspamd) b_stop_pid "$B_RSPAMD_MAIN" 15 ;;
-    opendkim | outpolicyd) b_stop_pid "${B_MILTER_PIDS[0]}" 15 ;;
+    rspamd) it_stop_pid "$B_RSPAMD_MAIN" 15 ;;
+    opendkim | outpolicyd) it_stop_pid "${B_MILTER_PIDS[0]}" 15 ;;
     esac
     B_MILTER_KIND=
     B_MILTER_PIDS=()

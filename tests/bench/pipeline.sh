@@ -121,9 +121,9 @@ run_once()
     rc=$?
     # a failed smtp-source will not be followed by the missing deliveries
     if [ "$rc" -eq 0 ]; then
-        b_wait_for 60 sent_reached $((sent0 + count)) >/dev/null
+        it_wait_for 60 sent_reached $((sent0 + count)) >/dev/null
     else
-        b_wait_for 5 sent_reached $((sent0 + count)) >/dev/null
+        it_wait_for 5 sent_reached $((sent0 + count)) >/dev/null
     fi
     t1=$(now)
     b_milter_refresh_pids

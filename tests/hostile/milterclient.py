@@ -547,13 +547,9 @@ def run_case(spec, name):
     return out
 
 
-def idle(spec, n, seconds):
-    cs = []
-    for _ in range(n):
-        try:
-            cs.append(Conn(spec))
-        except OSError:
-            break
+def hold(cs, seconds):
+    """report how many connections are open, hold them for seconds, then
+    report how many of them the milter has closed meanwhile"""
     print("ready %d" % len(cs), flush=True)
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -570,6 +566,16 @@ def idle(spec, n, seconds):
             closed += 1
         c.close()
     print("closed %d" % closed, flush=True)
+
+
+def idle(spec, n, seconds):
+    cs = []
+    for _ in range(n):
+        try:
+            cs.append(Conn(spec))
+        except OSError:
+            break
+    hold(cs, seconds)
 
 
 def stall(spec, n, seconds):
@@ -587,22 +593,7 @@ def stall(spec, n, seconds):
             cs.append(c)
         except (OSError, Closed):
             break
-    print("ready %d" % len(cs), flush=True)
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        time.sleep(0.5)
-    closed = 0
-    for c in cs:
-        c.s.setblocking(False)
-        try:
-            if c.s.recv(1) == b"":
-                closed += 1
-        except BlockingIOError:
-            pass
-        except OSError:
-            closed += 1
-        c.close()
-    print("closed %d" % closed, flush=True)
+    hold(cs, seconds)
 
 
 def loop(spec, n):

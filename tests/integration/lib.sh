@@ -50,13 +50,19 @@
 #     it_events_grep ERE, it_events_dump
 #   it_ok LABEL, it_fail LABEL [DETAIL], it_skip LABEL REASON,
 #     it_check LABEL CMD..., it_check_eq LABEL WANT GOT, it_summary
-#   it_wait_for TIMEOUT CMD...
+#   it_wait_for TIMEOUT CMD..., it_stop_pid PID [TIMEOUT], it_pid_gone PID,
+#     it_pick_port VAR, it_port_free PORT, it_port_listening PORT
+#   it_track_pid PID... (a test's own background processes, stopped on exit)
+#   it_need_ctl (sets CTL), it_need_verifier (sets CTL and VERIFY)
+#   it_postfix_base_cf DIR HOSTNAME RELAY_PORT MILTERS (also used by the
+#     benchmarks in tests/bench), it_postfix_master [PORT]
 #
 # Every wait is bounded (count and seconds).  Only processes started here
 # are signalled, by their recorded PIDs.
 
 IT_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 IT_BUILD=${OUTPOLICY_BUILD:-$IT_SRC}
+SHARED=${OUTPOLICY_SHARED:-$IT_SRC/../shared}   # test data and tools of others
 IT_PY=/usr/bin/python3          # Debian's, which sees python3-* modules
 IT_PASS=0
 IT_FAILED=0
@@ -101,10 +107,11 @@ it_wait_for()
     "$@"
 }
 
-# it_port_free PORT - true when nothing listens on 127.0.0.1:PORT (TCP)
+# it_port_free PORT - true when nothing uses PORT (TCP or UDP) on loopback
 it_port_free()
 {
     [ -z "$(ss -tanH "sport = :$1" 2>/dev/null)" ] &&
+        [ -z "$(ss -uanH "sport = :$1" 2>/dev/null)" ] &&
         ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
@@ -140,6 +147,24 @@ it_require()
         it_die "swaks cannot do TLS: install libnet-ssleay-perl"
 }
 
+# it_need_ctl - CTL: this build's outpolicyctl, or die
+it_need_ctl()
+{
+    CTL=$IT_BUILD/ctl/outpolicyctl
+    [ -x "$CTL" ] || it_die "no $CTL (set OUTPOLICY_BUILD)"
+}
+
+# it_need_verifier - CTL, and VERIFY: the independent DKIM/ARC verifier in
+# ../shared with the Python modules it needs, or die
+it_need_verifier()
+{
+    it_need_ctl
+    VERIFY=$SHARED/tools/mailauth-verify
+    [ -x "$VERIFY" ] || it_die "no $VERIFY (set OUTPOLICY_SHARED)"
+    "$IT_PY" -c 'import dkim, nacl' 2>/dev/null ||
+        it_die "mailauth-verify needs python3-dkim and python3-nacl"
+}
+
 # it_init NAME - scratch dir, ports, cleanup trap
 it_init()
 {
@@ -163,11 +188,22 @@ it_init()
     it_log "$IT_NAME: dir $IT_DIR smtp $IT_SMTP_PORT sink $IT_SINK_PORT"
 }
 
+# it_track_pid PID... - background processes a test started itself (a log
+# reader, a relay, a second server): it_cleanup stops them first, by PID
+IT_TRACKED_PIDS=()
+it_track_pid()
+{
+    IT_TRACKED_PIDS+=("$@")
+}
+
 # it_cleanup - stop everything started here; keep $IT_DIR on failure
 it_cleanup()
 {
-    local rc=$?
+    local rc=$? p
     trap - EXIT
+    for p in "${IT_TRACKED_PIDS[@]}"; do
+        it_stop_pid "$p" 5 >/dev/null 2>&1
+    done
     [ -n "$IT_DAEMON_PID" ] && it_daemon_stop >/dev/null 2>&1
     [ "$IT_POSTFIX_UP" = 1 ] && it_postfix_stop >/dev/null 2>&1
     [ -n "$IT_SINK_PID" ] && it_sink_stop >/dev/null 2>&1
@@ -181,11 +217,13 @@ it_cleanup()
     exit "$rc"
 }
 
-# it_stop_pid PID TIMEOUT - SIGTERM a child we started, wait for its exit;
-# prints nothing, returns its exit status (or 124 after SIGKILL)
+# it_stop_pid PID [TIMEOUT] - SIGTERM a child we started, wait for its exit
+# (TIMEOUT seconds, default 10); prints nothing, returns its exit status (or
+# 124 after SIGKILL); an empty PID is nothing to stop
 it_stop_pid()
 {
-    local pid=$1 timeout=$2
+    local pid=$1 timeout=${2:-10}
+    [ -n "$pid" ] || return 0
     kill -TERM "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return $?; }
     if ! it_wait_for "$timeout" it_pid_gone "$pid"; then
         kill -KILL "$pid" 2>/dev/null
@@ -200,7 +238,8 @@ it_pid_gone()
 {
     local st
     [ -r "/proc/$1/stat" ] || return 0
-    st=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)
+    # the state follows the ")" that ends the command name (which may hold spaces)
+    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
     [ -z "$st" ] || [ "$st" = Z ] || [ "$st" = X ]
 }
 
@@ -392,6 +431,29 @@ it_sink_wait_msgid()
     it_wait_for "$2" it_sink_by_msgid "$1" >/dev/null
 }
 
+# it_sink_save LABEL MESSAGE-ID FILE [TIMEOUT] - wait (TIMEOUT s, default 30)
+# for the message at the sink and write it with CRLF line ends to FILE; when
+# it does not come, an it_fail "LABEL: delivered to the sink" and status 1
+it_sink_save()
+{
+    local f
+    if ! it_sink_wait_msgid "$2" "${4:-30}"; then
+        it_fail "$1: delivered to the sink" "no message with Message-Id $2${IT_SWAKS_RC:+ (last swaks rc $IT_SWAKS_RC: $(it_swaks_reply_to .))}"
+        return 1
+    fi
+    f=$(it_sink_by_msgid "$2")
+    it_sink_message_body "$f" crlf >"$3"
+}
+
+# it_verify_dkim ZONE FILE SELECTOR - mailauth-verify (dkimpy; $VERIFY from
+# it_need_verifier) passes a DKIM signature with s=SELECTOR on FILE, with
+# the keys of ZONE; its JSON report is left in FILE.json
+it_verify_dkim()
+{
+    "$VERIFY" --zone "$1" --expect-dkim pass "$2" >"$2.json" 2>&1 &&
+        grep -q "\"selector\": \"$3\"" "$2.json"
+}
+
 # it_sink_message_body FILE [crlf] - the message exactly as Postfix delivered
 # it, without smtp-sink's records and trailing empty line; "crlf" converts
 # line ends to CRLF (for verifiers that want wire form)
@@ -434,19 +496,21 @@ it_postconf()
     IT_POSTCONF_EXTRA+=("$@")
 }
 
-# it_postfix_main - write the instance's main.cf
-it_postfix_main()
+# it_postfix_base_cf DIR HOSTNAME RELAY_PORT MILTERS - the main.cf lines every
+# private instance shares (tests and benchmarks): queue and log under DIR, no
+# DNS, everything relayed to the sink on 127.0.0.1:RELAY_PORT, smtpd_milters =
+# MILTERS with tempfail when the milter fails, the macros outpolicyd reads
+it_postfix_base_cf()
 {
-    local pf=$IT_DIR/postfix
+    local pf=$1 host=$2 relay=$3 milters=$4
     cat <<EOF
-# private outpolicy test instance ($IT_NAME)
 compatibility_level = 3.6
 queue_directory = $pf/queue
 data_directory = $pf/data
 mail_owner = postfix
 setgid_group = postdrop
-myhostname = mx.outpolicy.test
-mydomain = outpolicy.test
+myhostname = $host
+mydomain = ${host#*.}
 myorigin = \$mydomain
 mydestination =
 local_recipient_maps =
@@ -455,12 +519,9 @@ alias_database =
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
-relayhost = [127.0.0.1]:$IT_SINK_PORT
+relayhost = [127.0.0.1]:$relay
 smtp_dns_support_level = disabled
 smtpd_peername_lookup = no
-# no rewriting of address headers from local clients: the milter must see
-# what the client sent (e.g. an unparseable From:)
-local_header_rewrite_clients =
 smtp_tls_security_level = none
 biff = no
 delay_warning_time = 0
@@ -468,10 +529,7 @@ queue_run_delay = 5s
 minimal_backoff_time = 5s
 maximal_backoff_time = 10s
 maillog_file = $pf/maillog
-maillog_file_prefixes = /var, /dev/stdout, $pf
-smtpd_banner = \$myhostname ESMTP outpolicy-test
-smtpd_relay_restrictions = permit_mynetworks permit_sasl_authenticated reject_unauth_destination
-smtpd_milters = ${IT_MILTER:-}
+smtpd_milters = $milters
 non_smtpd_milters =
 milter_default_action = tempfail
 milter_protocol = 6
@@ -479,6 +537,23 @@ milter_connect_macros = j {daemon_name} {daemon_addr} {client_addr} {client_name
 milter_helo_macros = {tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer}
 milter_mail_macros = i {auth_type} {auth_authen} {auth_author} {mail_addr} {tls_version} {cipher} {cipher_bits}
 milter_end_of_data_macros = i
+EOF
+}
+
+# it_postfix_main - write the instance's main.cf: the shared lines, STARTTLS
+# (TLS 1.0 and up, so tests can offer old versions) and SASL AUTH
+it_postfix_main()
+{
+    local pf=$IT_DIR/postfix
+    echo "# private outpolicy test instance ($IT_NAME)"
+    it_postfix_base_cf "$pf" mx.outpolicy.test "$IT_SINK_PORT" "${IT_MILTER:-}"
+    cat <<EOF
+# no rewriting of address headers from local clients: the milter must see
+# what the client sent (e.g. an unparseable From:)
+local_header_rewrite_clients =
+maillog_file_prefixes = /var, /dev/stdout, $pf
+smtpd_banner = \$myhostname ESMTP outpolicy-test
+smtpd_relay_restrictions = permit_mynetworks permit_sasl_authenticated reject_unauth_destination
 smtpd_tls_cert_file = $IT_DIR/tls/cert.pem
 smtpd_tls_key_file = $IT_DIR/tls/key.pem
 smtpd_tls_security_level = may
@@ -497,12 +572,13 @@ smtpd_sasl_authenticated_header = yes
 EOF
 }
 
-# it_postfix_master - write master.cf: no chroot, smtpd on loopback only
+# it_postfix_master [PORT] - write master.cf: no chroot, smtpd on loopback
+# only, on PORT (default $IT_SMTP_PORT)
 it_postfix_master()
 {
     cat <<EOF
 # service type  private unpriv  chroot  wakeup  maxproc command
-127.0.0.1:$IT_SMTP_PORT inet n - n - - smtpd
+127.0.0.1:${1:-$IT_SMTP_PORT} inet n - n - - smtpd
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -1006,19 +1082,20 @@ it_dns_dead_port()
     it_dns_pick_port "$1"
 }
 
-# it_dns_conf - unbound.conf for the records in $IT_DNS_ZONE
-it_dns_conf()
+# it_dns_server_cf PORT DIR - the "server:" lines of a loopback test unbound
+# (also used by test_check_domain.sh's DNSSEC server): 127.0.0.1@PORT, in the
+# foreground, no root, chroot, syslog or IPv6, every query logged
+it_dns_server_cf()
 {
     cat <<EOF
-# loopback test DNS server ($IT_NAME), written by it_dns_start
 server:
-  interface: 127.0.0.1@$IT_DNS_PORT
-  port: $IT_DNS_PORT
+  interface: 127.0.0.1@$1
+  port: $1
   do-ip6: no
   do-daemonize: no
   username: ""
   chroot: ""
-  directory: "$IT_DNS_DIR"
+  directory: "$2"
   pidfile: ""
   use-syslog: no
   logfile: ""
@@ -1029,6 +1106,15 @@ server:
   module-config: "iterator"
   do-not-query-localhost: no
   minimal-responses: yes
+EOF
+}
+
+# it_dns_conf - unbound.conf for the records in $IT_DNS_ZONE
+it_dns_conf()
+{
+    echo "# loopback test DNS server ($IT_NAME), written by it_dns_start"
+    it_dns_server_cf "$IT_DNS_PORT" "$IT_DNS_DIR"
+    cat <<EOF
   rrset-roundrobin: no
   local-zone: "." static
 EOF

@@ -42,13 +42,7 @@ set -u
 
 it_init arc
 
-SHARED=${OUTPOLICY_SHARED:-$IT_SRC/../shared}
-VERIFY=$SHARED/tools/mailauth-verify
-CTL=$IT_BUILD/ctl/outpolicyctl
-[ -x "$VERIFY" ] || it_die "no $VERIFY (set OUTPOLICY_SHARED)"
-[ -x "$CTL" ] || it_die "no $CTL (set OUTPOLICY_BUILD)"
-"$IT_PY" -c 'import dkim, nacl' 2>/dev/null ||
-    it_die "mailauth-verify needs python3-dkim and python3-nacl"
+it_need_verifier
 command -v unbound >/dev/null 2>&1 || it_die "no unbound (Debian: unbound)"
 
 it_tls_cert
@@ -248,14 +242,9 @@ send_file()
 # $OUT/CASE.eml
 fetch()
 {
-    local f m
+    local m
     m=$(mid "$1" "${2:-example.org}")
-    if ! it_sink_wait_msgid "$m" 30; then
-        it_fail "$1: delivered to the sink" "no message with Message-Id $m"
-        return 1
-    fi
-    f=$(it_sink_by_msgid "$m")
-    it_sink_message_body "$f" crlf >"$OUT/$1.eml"
+    it_sink_save "$1" "$m" "$OUT/$1.eml" || return 1
     it_ok "$1: delivered to the sink"
 }
 

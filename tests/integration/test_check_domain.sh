@@ -46,8 +46,7 @@ set -u
 
 it_init check_domain
 
-CTL=$IT_BUILD/ctl/outpolicyctl
-[ -x "$CTL" ] || it_die "no $CTL (set OUTPOLICY_BUILD)"
+it_need_ctl
 command -v unbound >/dev/null 2>&1 || it_die "no unbound (Debian package unbound)"
 
 EGRESS=192.0.2.10
@@ -965,27 +964,8 @@ PYEOF
 sig_conf()
 {
     local z
-    cat <<EOF
-server:
-  interface: 127.0.0.1@$1
-  port: $1
-  do-ip6: no
-  do-daemonize: no
-  username: ""
-  chroot: ""
-  directory: "$SIG"
-  pidfile: ""
-  use-syslog: no
-  logfile: ""
-  verbosity: 1
-  log-queries: yes
-  num-threads: 1
-  so-reuseport: no
-  module-config: "iterator"
-  do-not-query-localhost: no
-  minimal-responses: yes
-  local-zone: "." static
-EOF
+    it_dns_server_cf "$1" "$SIG"
+    echo '  local-zone: "." static'
     for z in signed bogus; do
         printf '  local-zone: "%s.example.org." transparent\n' "$z"
     done

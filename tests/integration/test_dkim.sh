@@ -36,13 +36,7 @@ set -u
 
 it_init dkim
 
-SHARED=${OUTPOLICY_SHARED:-$IT_SRC/../shared}
-VERIFY=$SHARED/tools/mailauth-verify
-CTL=$IT_BUILD/ctl/outpolicyctl
-[ -x "$VERIFY" ] || it_die "no $VERIFY (set OUTPOLICY_SHARED)"
-[ -x "$CTL" ] || it_die "no $CTL (set OUTPOLICY_BUILD)"
-"$IT_PY" -c 'import dkim, nacl' 2>/dev/null ||
-    it_die "mailauth-verify needs python3-dkim and python3-nacl"
+it_need_verifier
 
 it_tls_cert
 it_sink_start
@@ -151,13 +145,7 @@ raw()
 # fetch CASE - wait for CASE at the sink and keep it (CRLF) as $OUT/CASE.eml
 fetch()
 {
-    local f
-    if ! it_sink_wait_msgid "$(mid "$1")" 30; then
-        it_fail "$1: delivered to the sink" "no message with Message-Id $(mid "$1")"
-        return 1
-    fi
-    f=$(it_sink_by_msgid "$(mid "$1")")
-    it_sink_message_body "$f" crlf >"$OUT/$1.eml"
+    it_sink_save "$1" "$(mid "$1")" "$OUT/$1.eml" || return 1
     it_ok "$1: delivered to the sink"
 }
 

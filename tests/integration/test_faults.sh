@@ -43,13 +43,7 @@ set -u
 
 it_init faults
 
-SHARED=${OUTPOLICY_SHARED:-$IT_SRC/../shared}
-VERIFY=$SHARED/tools/mailauth-verify
-CTL=$IT_BUILD/ctl/outpolicyctl
-[ -x "$VERIFY" ] || it_die "no $VERIFY (set OUTPOLICY_SHARED)"
-[ -x "$CTL" ] || it_die "no $CTL (set OUTPOLICY_BUILD)"
-"$IT_PY" -c 'import dkim, nacl' 2>/dev/null ||
-    it_die "mailauth-verify needs python3-dkim and python3-nacl"
+it_need_verifier
 it_sanitizer_env
 
 RUN=$$
@@ -102,20 +96,9 @@ send()
 # and dkimpy verifies it
 delivered_signed()
 {
-    local f
-    if ! it_sink_wait_msgid "$MID" 20; then
-        it_fail "$1: delivered" "no $MID at the sink"
-        return 1
-    fi
-    f=$(it_sink_by_msgid "$MID")
-    it_sink_message_body "$f" crlf >"$OUT/$N.eml"
-    it_check "$1: delivered, signed by s=dk1 and verified (dkimpy)" verify_dk1 "$OUT/$N.eml"
-}
-
-verify_dk1()
-{
-    "$VERIFY" --zone "$ZONE" --expect-dkim pass "$1" >"$1.json" 2>&1 &&
-        grep -q '"selector": "dk1"' "$1.json"
+    it_sink_save "$1" "$MID" "$OUT/$N.eml" 20 || return 1
+    it_check "$1: delivered, signed by s=dk1 and verified (dkimpy)" \
+        it_verify_dkim "$ZONE" "$OUT/$N.eml" dk1
 }
 
 # errlines - "events write-error" lines in the daemon's log so far

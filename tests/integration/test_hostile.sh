@@ -53,14 +53,8 @@ set -u
 
 it_init hostile
 
-SHARED=${OUTPOLICY_SHARED:-$IT_SRC/../shared}
-VERIFY=$SHARED/tools/mailauth-verify
-CTL=$IT_BUILD/ctl/outpolicyctl
+it_need_verifier
 HOSTILE=$IT_SRC/tests/hostile
-[ -x "$VERIFY" ] || it_die "no $VERIFY (set OUTPOLICY_SHARED)"
-[ -x "$CTL" ] || it_die "no $CTL (set OUTPOLICY_BUILD)"
-"$IT_PY" -c 'import dkim, nacl' 2>/dev/null ||
-    it_die "mailauth-verify needs python3-dkim and python3-nacl"
 command -v unbound >/dev/null 2>&1 || it_die "no unbound (Debian: unbound)"
 it_sanitizer_env
 

@@ -38,14 +38,8 @@ set -u
 
 it_init security
 
-SHARED=${OUTPOLICY_SHARED:-$IT_SRC/../shared}
-VERIFY=$SHARED/tools/mailauth-verify
-CTL=$IT_BUILD/ctl/outpolicyctl
+it_need_verifier
 BIN=$IT_BUILD/milter/outpolicyd
-[ -x "$VERIFY" ] || it_die "no $VERIFY (set OUTPOLICY_SHARED)"
-[ -x "$CTL" ] || it_die "no $CTL (set OUTPOLICY_BUILD)"
-"$IT_PY" -c 'import dkim, nacl' 2>/dev/null ||
-    it_die "mailauth-verify needs python3-dkim and python3-nacl"
 it_sanitizer_env
 
 RUN=$$
@@ -80,25 +74,15 @@ config()
 # dkimpy verifies (selector dk1)
 send_signed()
 {
-    local mid f
+    local mid
     N=$((N + 1))
     mid="<s$N.$RUN@example.com>"
     it_swaks --local-interface "$CLIENT" --from alice@example.com \
         --header "From: Alice <alice@example.com>" --header "Message-Id: $mid" \
         --header "Subject: security $N" --body "message $N"
-    if ! it_sink_wait_msgid "$mid" 20; then
-        it_fail "$1: delivered" "no $mid at the sink (swaks rc $IT_SWAKS_RC: $(it_swaks_reply_to .))"
-        return 1
-    fi
-    f=$(it_sink_by_msgid "$mid")
-    it_sink_message_body "$f" crlf >"$OUT/$N.eml"
-    it_check "$1: delivered, signed (s=dk1), dkimpy verifies" verify_dk1 "$OUT/$N.eml"
-}
-
-verify_dk1()
-{
-    "$VERIFY" --zone "$ZONE" --expect-dkim pass "$1" >"$1.json" 2>&1 &&
-        grep -q '"selector": "dk1"' "$1.json"
+    it_sink_save "$1" "$mid" "$OUT/$N.eml" 20 || return 1
+    it_check "$1: delivered, signed (s=dk1), dkimpy verifies" \
+        it_verify_dkim "$ZONE" "$OUT/$N.eml" dk1
 }
 
 # status_field PID NAME - a line of /proc/PID/status without its name

@@ -34,23 +34,6 @@ RSCONF=$SHIP/rsyslog-outpolicy.conf
 RS=$IT_DIR/rsyslog
 mkdir -p "$RS/d" "$RS/work"
 RUN=$$
-SH_PIDS=()          # background processes started by this script
-
-# sh_on_exit - stop what this script started, then the harness' handler
-SH_PREV_TRAP=$(trap -p EXIT)
-SH_PREV_TRAP=${SH_PREV_TRAP#trap -- \'}
-SH_PREV_TRAP=${SH_PREV_TRAP%\' EXIT}
-[[ $SH_PREV_TRAP =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || SH_PREV_TRAP=it_cleanup
-sh_on_exit()
-{
-    local rc=$? p
-    for p in "${SH_PIDS[@]}"; do
-        it_stop_pid "$p" 5 >/dev/null 2>&1
-    done
-    (exit "$rc")
-    "$SH_PREV_TRAP"
-}
-trap sh_on_exit EXIT
 
 command -v rsyslogd >/dev/null 2>&1 ||
     it_die "no rsyslogd (Debian: apt-get install rsyslog)"
@@ -123,25 +106,8 @@ it_daemon_config "$IT_DIR/outpolicyd.conf"
 it_daemon_start "$IT_DIR/outpolicyd.conf" || it_die "outpolicyd did not start"
 IT_MILTER="unix:$IT_SOCK" it_postfix_start
 
-# sh_pick_port VAR - a port below the ephemeral range (32768-) that no TCP
-# socket uses in any state: a port that only has no listener can still be
-# the local port of a client connection, and then bind() fails
-sh_pick_port()
-{
-    local i p
-    for ((i = 0; i < 100; i++)); do
-        p=$((20000 + RANDOM % 12000))
-        case " ${IT_PORTS_USED:-} " in *" $p "*) continue ;; esac
-        [ -z "$(ss -tanH "sport = :$p" 2>/dev/null)" ] || continue
-        IT_PORTS_USED="${IT_PORTS_USED:-} $p"
-        printf -v "$1" '%s' "$p"
-        return 0
-    done
-    return 1
-}
-
 # the listener: accepts TCP connections, appends what arrives to a file
-sh_pick_port LPORT || it_die "no free port"
+it_pick_port LPORT || it_die "no free port"
 cat >"$RS/listener.py" <<'EOF'
 import socket, sys, threading
 
@@ -152,7 +118,6 @@ srv.bind(("127.0.0.1", port))
 srv.listen(8)
 lock = threading.Lock()
 
-
 def serve(conn):
     with conn:
         while True:
@@ -162,14 +127,13 @@ def serve(conn):
             with lock, open(out, "ab") as f:
                 f.write(data)
 
-
 while True:
     c, _ = srv.accept()
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 EOF
 : >"$RS/received"
 "$IT_PY" "$RS/listener.py" "$LPORT" "$RS/received" >"$RS/listener.log" 2>&1 &
-SH_PIDS+=($!)
+it_track_pid $!
 it_wait_for 10 it_port_listening "$LPORT" || it_die "listener did not listen on $LPORT"
 
 # the contrib config with the path, target and port of this test
@@ -190,7 +154,7 @@ it_check_eq "rsyslogd -N1: private config valid" 0 "$?"
 
 rsyslogd -n -f "$RS/rsyslog.conf" -i "$RS/rsyslogd.pid" >"$RS/rsyslogd.log" 2>&1 &
 RSPID=$!
-SH_PIDS+=("$RSPID")
+it_track_pid "$RSPID"
 rs_up()
 {
     [ -s "$RS/rsyslogd.pid" ] || ! alive "$RSPID"
@@ -239,10 +203,8 @@ recv_path, odd = sys.argv[1], sys.argv[2]
 sent = b"".join(open(p, "rb").read() for p in sys.argv[3:])
 recv = open(recv_path, "rb").read()
 
-
 def say(ok, label, detail=""):
     print(("ok - " if ok else "FAIL - ") + label + ("" if ok else ": " + detail))
-
 
 say(recv == sent, "received bytes = event file bytes (%d bytes, %d lines)" % (len(sent), sent.count(b"\n")),
     "received %d bytes, %d lines; first difference at byte %s" % (
@@ -349,17 +311,14 @@ import yaml
 vec, fb, badpath = sys.argv[1:4]
 EVENTS = "/var/log/outpolicy/events.json"
 
-
 def say(ok, label, detail=""):
     print(("ok - " if ok else "FAIL - ") + label + ("" if ok else ": " + detail))
-
 
 def load(path):
     try:
         return yaml.safe_load(open(path, encoding="utf-8")), None
     except yaml.YAMLError as err:
         return None, str(err).replace("\n", " ")
-
 
 # the YAML check can fail: a broken document is refused
 open(badpath, "w").write("sources:\n  a: [1, 2\n  b: c\n")

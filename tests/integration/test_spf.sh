@@ -31,10 +31,8 @@ set -u
 
 it_init spf
 
-SHARED=${OUTPOLICY_SHARED:-$IT_SRC/../shared}
 VERIFY=$SHARED/tools/mailauth-verify
-CTL=$IT_BUILD/ctl/outpolicyctl
-[ -x "$CTL" ] || it_die "no $CTL (set OUTPOLICY_BUILD)"
+it_need_ctl
 command -v unbound >/dev/null 2>&1 || it_die "no unbound (Debian package unbound)"
 
 it_sink_start

@@ -41,30 +41,12 @@ set -u
 it_init trace
 it_second_init
 
-CTL=$IT_BUILD/ctl/outpolicyctl
-[ -x "$CTL" ] || it_die "no $CTL (set OUTPOLICY_BUILD)"
+it_need_ctl
 RUN=$$
 CONF=$IT_DIR/outpolicyd.conf
 LOG=$IT_DIR/postfix/maillog
 T=$IT_DIR/trace
 mkdir -p "$T"
-TR_PIDS=()          # background processes started by this script
-
-# tr_on_exit - stop what this script started, then the harness' own handler
-TR_PREV_TRAP=$(trap -p EXIT)
-TR_PREV_TRAP=${TR_PREV_TRAP#trap -- \'}
-TR_PREV_TRAP=${TR_PREV_TRAP%\' EXIT}
-[[ $TR_PREV_TRAP =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || TR_PREV_TRAP=it_cleanup
-tr_on_exit()
-{
-    local rc=$? p
-    for p in "${TR_PIDS[@]}"; do
-        it_stop_pid "$p" 5 >/dev/null 2>&1
-    done
-    (exit "$rc")
-    "$TR_PREV_TRAP"
-}
-trap tr_on_exit EXIT
 
 # alive PID - PID has not exited
 alive()
@@ -72,24 +54,7 @@ alive()
     ! it_pid_gone "$1"
 }
 
-# tr_pick_port VAR - a port below the ephemeral range (32768-) that no TCP
-# socket uses in any state: a port that only has no listener can still be
-# the local port of a client connection, and then bind() fails
-tr_pick_port()
-{
-    local i p
-    for ((i = 0; i < 100; i++)); do
-        p=$((20000 + RANDOM % 12000))
-        case " ${IT_PORTS_USED:-} " in *" $p "*) continue ;; esac
-        [ -z "$(ss -tanH "sport = :$p" 2>/dev/null)" ] || continue
-        IT_PORTS_USED="${IT_PORTS_USED:-} $p"
-        printf -v "$1" '%s' "$p"
-        return 0
-    done
-    return 1
-}
-
-tr_pick_port DEAD_PORT || it_die "no free port"
+it_pick_port DEAD_PORT || it_die "no free port"
 P2=$IT2_SMTP_PORT
 
 # rej_settled - the rejecting sink listens, or has exited
@@ -106,12 +71,12 @@ it_sink_start
 # bounce.example: every RCPT gets a hard 550 (another port if another
 # process took this one between the pick and the bind)
 for try in 1 2 3; do
-    tr_pick_port REJ_PORT || it_die "no free port"
+    it_pick_port REJ_PORT || it_die "no free port"
     smtp-sink -u nobody -h reject.outpolicy.test -f RCPT \
         -B "550 5.1.1 No such user here" \
         "127.0.0.1:$REJ_PORT" 16 >"$IT_DIR/reject-sink.log" 2>&1 &
     REJ_PID=$!
-    TR_PIDS+=("$REJ_PID")
+    it_track_pid "$REJ_PID"
     it_wait_for 10 rej_settled && alive "$REJ_PID" && break
     it_log "rejecting smtp-sink: $(cat "$IT_DIR/reject-sink.log") (try $try)"
 done
@@ -154,7 +119,7 @@ IT_MILTER="unix:$IT_SOCK" it_postfix_start
 # a live follower, started before any mail, as an admin would run it
 "$CTL" trace --follow --events "$IT_EVENTS" "$LOG" >"$T/live.json" 2>"$T/live.err" &
 LIVE_PID=$!
-TR_PIDS+=("$LIVE_PID")
+it_track_pid "$LIVE_PID"
 
 # ------------------------------------------------------------ mail
 
@@ -224,14 +189,11 @@ import json, math, re, sys
 T, LOG, EVENTS, SINK, REJ, P2, RUN = sys.argv[1:8]
 SINK, REJ, P2 = int(SINK), int(REJ), int(P2)
 
-
 def say(ok, label, detail=""):
     print(("ok - " if ok else "FAIL - ") + label + ("" if ok or not detail else ": " + detail))
 
-
 def eq(label, want, got):
     say(want == got, label, "want %r, got %r" % (want, got))
-
 
 cases = dict(l.split() for l in open(T + "/cases.txt"))
 qid2case = {v: k for k, v in cases.items()}
@@ -270,14 +232,12 @@ for raw in open(LOG, encoding="utf-8", errors="replace"):
 out = [json.loads(l) for l in open(T + "/trace.json") if l.strip()]
 say(all(l.endswith("\n") for l in open(T + "/trace.json")), "trace: one JSON object per line")
 
-
 def g(e, dotted):
     for p in dotted.split("."):
         if not isinstance(e, dict) or p not in e:
             return None
         e = e[p]
     return e
-
 
 deliv = [e for e in out if g(e, "event.action") == "delivery"]
 eq("trace: every output line is a delivery event", len(out), len(deliv))
@@ -328,11 +288,9 @@ by_qid = {}
 for e in deliv:
     by_qid.setdefault(g(e, "email.local_id"), []).append(e)
 
-
 def statuses(case, rcpt=None):
     return [g(e, "outpolicy.delivery.status") for e in by_qid.get(cases[case], [])
             if rcpt is None or g(e, "email.to.address") == [rcpt]]
-
 
 eq("m-sent: one delivery, sent", ["sent"], statuses("m-sent"))
 eq("m-bounce: one delivery, bounced", ["bounced"], statuses("m-bounce"))
@@ -346,14 +304,12 @@ for r, s in (("f@sent.example", "sent"), ("g@tls.example", "sent"),
              ("h@bounce.example", "bounced"), ("i@sent.example", "sent")):
     eq("m-multi: %s %s" % (r, s), [s], statuses("m-multi", r))
 
-
 def one(case, rcpt=None, status=None):
     for e in by_qid.get(cases[case], []):
         if (rcpt is None or g(e, "email.to.address") == [rcpt]) and \
            (status is None or g(e, "outpolicy.delivery.status") == status):
             return e
     return {}
-
 
 e = one("m-sent")
 eq("m-sent: relay is the sink", "127.0.0.1[127.0.0.1]:%d" % SINK, g(e, "outpolicy.delivery.relay"))
@@ -710,7 +666,7 @@ HALF=$((N / 2))
 : >"$FL"
 "$CTL" trace --follow --events "$IT_EVENTS" "$FL" >"$T/follow.json" 2>"$T/follow.err" &
 FPID=$!
-TR_PIDS+=("$FPID")
+it_track_pid "$FPID"
 
 # events_in FILE N - FILE has at least N lines
 events_in()

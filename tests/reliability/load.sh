@@ -100,10 +100,8 @@ phase_on() { case ",$PHASES," in *",$1,"*) return 0 ;; esac; return 1; }
 
 it_init reliability
 T_START=$SECONDS
-SHARED=${OUTPOLICY_SHARED:-$IT_SRC/../shared}
 VERIFY=$SHARED/tools/mailauth-verify
-CTL=$IT_BUILD/ctl/outpolicyctl
-[ -x "$CTL" ] || it_die "no $CTL (set OUTPOLICY_BUILD)"
+it_need_ctl
 command -v smtp-source >/dev/null 2>&1 || it_die "no smtp-source (Debian: postfix)"
 command -v unbound >/dev/null 2>&1 || it_die "no unbound (Debian: unbound)"
 
