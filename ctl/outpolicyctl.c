@@ -18,7 +18,8 @@ usage(FILE *out)
     fprintf(out,
         "usage: outpolicyctl COMMAND [ARGS]\n"
         "commands:\n"
-        "  check-config [FILE]    validate FILE (default %s);\n"
+        "  check-config [[-c] FILE]\n"
+        "                         validate FILE (default %s);\n"
         "                         exit 0 when valid, 1 when not\n"
         "  keygen --domain D --selector S [--algorithm rsa|ed25519]\n"
         "         [--bits N] [--out FILE]\n"
@@ -63,10 +64,21 @@ const struct pol_hooks ctl_hooks = { hook_log, NULL, NULL, NULL };
 int
 ctl_check_config(int argc, char **argv)
 {
-    const char *file = argc > 1 ? argv[1] : CTL_DEFAULT_CONF;
+    const char *file = CTL_DEFAULT_CONF;
     struct pol_err err = { "" };
     struct pol_config *cfg;
 
+    /* "-c FILE" as in the other commands, or FILE alone */
+    if (argc > 1 && strcmp(argv[1], "-c") == 0) {
+        argc--;
+        argv++;
+        if (argc < 2) {
+            usage(stderr);
+            return EX_USAGE;
+        }
+    }
+    if (argc > 1)
+        file = argv[1];
     if (argc > 2) {
         usage(stderr);
         return EX_USAGE;

@@ -314,9 +314,16 @@ ODKIM_FAIL=()
 it_daemon_config "$CONF" "${SETTINGS[@]}"
 config_ok()
 {
-    "$CTL" check-config "$1" >/dev/null
+    "$CTL" check-config "$@" >/dev/null
 }
 it_check "config: outpolicyctl check-config accepts it" config_ok "$CONF"
+it_check "config: check-config -c FILE accepts it too" config_ok -c "$CONF"
+printf 'mode = "enforce";\ndns = { timeout = 500; };\n' >"$IT_DIR/bad.conf"
+BAD_OUT=$("$CTL" check-config "$IT_DIR/bad.conf" 2>&1)
+BAD_RC=$?
+it_check_eq "config: a bad value exits 1" 1 "$BAD_RC"
+it_check_eq "config: the error names file:line and the option" \
+    "$IT_DIR/bad.conf:2: option 'dns.timeout': 500 is out of range 1..60" "$BAD_OUT"
 it_daemon_start "$CONF" || it_die "outpolicyd did not start"
 it_postconf "message_size_limit=$(((BIG_MB + 10) * 1024 * 1024))"
 IT_MILTER="unix:$IT_SOCK" it_postfix_start
