@@ -250,6 +250,7 @@ setup_socket(const struct pol_daemon_settings *d)
 
     if (path != NULL)
         refuse_live_socket(path);
+    mf_set_noreply(path != NULL); /* not over TCP: see callbacks.c */
     if (smfi_register(mf_desc) != MI_SUCCESS)
         mf_fatal(EX_SOFTWARE, "smfi_register failed");
     /* a peer that stalls mid-command holds a thread this long (libmilter's

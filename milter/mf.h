@@ -39,5 +39,7 @@ struct pol_config *mf_config_get(void);
 struct pol_config *mf_config_swap(struct pol_config *cfg);
 /** Number of SMTP sessions in progress. */
 int mf_sessions_active(void);
+/** Whether to agree to no-reply protocol steps (unix sockets only). */
+void mf_set_noreply(bool on);
 
 #endif

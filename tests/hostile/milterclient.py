@@ -7,7 +7,9 @@ order.  Standard library only.
 
 Usage:
     milterclient.py SOCKET list                 the case names
-    milterclient.py SOCKET CASE...              run cases, one JSON line each
+    milterclient.py SOCKET [--nr] CASE...       run cases, one JSON line each;
+                                                --nr offers what Postfix offers:
+                                                no-reply steps, no DATA/unknown
     milterclient.py SOCKET idle N SECONDS       hold N connections that never
                                                 send; prints "ready N", then
                                                 "closed K" after SECONDS
@@ -19,13 +21,14 @@ Usage:
                                                 connection (memory growth)
 
 SOCKET is unix:/path or inet:PORT@HOST.  Each case prints one line
-    {"case": NAME, "result": R, "reply": TEXT, "edits": [...], "ms": N}
+    {"case": NAME, "result": R, "reply": TEXT, "edits": [...], "pflags": N, "ms": N}
 where R is what the filter finally answered: "accept", "continue",
 "reject", "tempfail", "discard", "replycode" (then "reply" holds the SMTP
 reply it set), "closed" (the filter closed the connection), "timeout"
 (no answer within the case's limit, 20 s unless said), or "sent" (a case
 that only sends and closes).  "edits" lists the header fields the filter
-added or inserted at end of message.  A case that cannot even connect
+added or inserted at end of message; "pflags" the protocol flags it agreed
+to at option negotiation (0 if there was none).  A case that cannot even connect
 prints result "noconnect".  Exit status 0 unless a usage error.
 """
 import json
@@ -43,6 +46,15 @@ FINAL = {b"a": "accept", b"c": "continue", b"r": "reject", b"t": "tempfail",
          b"d": "discard", b"y": "replycode", b"f": "conn_fail", b"4": "shutdown",
          b"s": "skip"}
 SMFIP_HDR_LEADSPC = 0x00100000
+SMFIP_NR_HDR, SMFIP_NOUNKNOWN, SMFIP_NODATA = 0x80, 0x100, 0x200
+SMFIP_NR_CONN, SMFIP_NR_HELO, SMFIP_NR_MAIL = 0x1000, 0x2000, 0x4000
+SMFIP_NR_RCPT, SMFIP_NR_DATA, SMFIP_NR_EOH = 0x8000, 0x10000, 0x40000
+SMFIP_NR_BODY = 0x80000
+# what negotiate() offers; --nr adds the no-reply steps, as Postfix does
+OFFER = SMFIP_HDR_LEADSPC
+OFFER_NR = (SMFIP_HDR_LEADSPC | SMFIP_NR_HDR | SMFIP_NOUNKNOWN | SMFIP_NODATA
+            | SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL | SMFIP_NR_RCPT
+            | SMFIP_NR_DATA | SMFIP_NR_EOH | SMFIP_NR_BODY)
 ACTIONS = 0x1FF                    # everything, incl. SETSYMLIST
 TIMEOUT = 20.0
 
@@ -113,12 +125,22 @@ class Conn:
         self.send(cmd, data)
         return self.reply()
 
-    def negotiate(self, proto=SMFIP_HDR_LEADSPC):
-        self.send(C_OPTNEG, struct.pack(">III", 6, ACTIONS, proto))
+    def negotiate(self, proto=None):
+        self.send(C_OPTNEG, struct.pack(">III", 6, ACTIONS, OFFER if proto is None else proto))
         cmd, data = self.packet()
         if cmd != C_OPTNEG:
             raise Closed()
-        return struct.unpack(">III", data[:12])
+        agreed = struct.unpack(">III", data[:12])
+        self.pflags = agreed[2]
+        return agreed
+
+    def step(self, cmd, data, nr_bit):
+        """a protocol step: the filter's answer, or "continue" without
+        reading when it agreed not to answer this step"""
+        self.send(cmd, data)
+        if getattr(self, "pflags", 0) & nr_bit:
+            return ("continue", "")
+        return self.reply()
 
     def macros(self, stage, pairs):
         self.send(C_MACRO, stage + b"".join(k + b"\0" + v + b"\0" for k, v in pairs))
@@ -144,42 +166,44 @@ class Msg:
         c = self.c
         c.negotiate()
         c.macros(C_CONNECT, [(b"j", b"mx.hostile.test"), (b"{daemon_name}", b"hostile")])
-        r = c.cmd(C_CONNECT, z(b"client.hostile.test") + b"4" + struct.pack(">H", 40000)
-                  + z(self.client))
+        r = c.step(C_CONNECT, z(b"client.hostile.test") + b"4" + struct.pack(">H", 40000)
+                   + z(self.client), SMFIP_NR_CONN)
         if r[0] != "continue":
             return r
         c.macros(C_HELO, [(b"{tls_version}", b"TLSv1.3"), (b"{cipher}", b"TLS_AES_256_GCM_SHA384"),
                           (b"{cipher_bits}", b"256")])
-        return c.cmd(C_HELO, z(helo))
+        return c.step(C_HELO, z(helo), SMFIP_NR_HELO)
 
     def envelope(self, sender=b"<alice@example.com>", rcpts=(b"<bob@remote.example>",)):
         c = self.c
         c.macros(C_MAIL, [(b"i", self.qid), (b"{auth_authen}", b""),
                           (b"{tls_version}", b"TLSv1.3"), (b"{cipher}", b"TLS_AES_256_GCM_SHA384"),
                           (b"{cipher_bits}", b"256")])
-        r = c.cmd(C_MAIL, z(sender))
+        r = c.step(C_MAIL, z(sender), SMFIP_NR_MAIL)
         if r[0] != "continue":
             return r
         for rc in rcpts:
-            r = c.cmd(C_RCPT, z(rc))
+            r = c.step(C_RCPT, z(rc), SMFIP_NR_RCPT)
             if r[0] != "continue":
                 return r
-        return c.cmd(C_DATA)
+        if getattr(c, "pflags", 0) & SMFIP_NODATA:
+            return ("continue", "")
+        return c.step(C_DATA, b"", SMFIP_NR_DATA)
 
     def header(self, name, value):
-        return self.c.cmd(C_HEADER, z(name) + z(b" " + value))
+        return self.c.step(C_HEADER, z(name) + z(b" " + value), SMFIP_NR_HDR)
 
     def headers(self, hdrs):
         for n, v in hdrs:
             r = self.header(n, v)
             if r[0] != "continue":
                 return r
-        return self.c.cmd(C_EOH)
+        return self.c.step(C_EOH, b"", SMFIP_NR_EOH)
 
     def body(self, data, chunk=65535):
         r = ("continue", "")
         for i in range(0, len(data), chunk):
-            r = self.c.cmd(C_BODY, data[i:i + chunk])
+            r = self.c.step(C_BODY, data[i:i + chunk], SMFIP_NR_BODY)
             if r[0] != "continue":
                 return r
         return r
@@ -542,6 +566,7 @@ def run_case(spec, name):
     except OSError as e:
         out.update(result="closed", reply=str(e))
     out["edits"] = c.edits
+    out["pflags"] = getattr(c, "pflags", 0)   # protocol flags the filter agreed
     c.close()
     out["ms"] = int((time.monotonic() - t0) * 1000)
     return out
@@ -618,6 +643,10 @@ def loop(spec, n):
 
 
 def main(argv):
+    global OFFER
+    if len(argv) > 2 and argv[2] == "--nr":
+        OFFER = OFFER_NR
+        argv = argv[:2] + argv[3:]
     if len(argv) < 3:
         sys.stderr.write(__doc__)
         return 2

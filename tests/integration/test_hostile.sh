@@ -286,16 +286,19 @@ outcome()
     esac
 }
 
-# milter_round N - every case once; outcomes checked
+# milter_round N [--nr] - every case once; outcomes checked.  --nr: the
+# client offers what Postfix offers (no replies to connect, HELO, headers
+# and body chunks; no DATA): a failure in a header or body chunk must then
+# be answered at end of headers / end of message, with the same reply
 milter_round()
 {
     local out=$IT_DIR/milter-$1.jsonl c got
-    "$IT_PY" "$HOSTILE/milterclient.py" "unix:$IT_SOCK" "${!MILTER_EXPECT[@]}" \
+    "$IT_PY" "$HOSTILE/milterclient.py" "unix:$IT_SOCK" ${2:+"$2"} "${!MILTER_EXPECT[@]}" \
         >"$out" 2>"$IT_DIR/milter-$1.err"
     for c in $(printf '%s\n' "${!MILTER_EXPECT[@]}" | sort); do
         got=$(outcome "$(jfield "$out" "$c" result)" "$(jfield "$out" "$c" reply)" \
             "$(jfield "$out" "$c" edits)")
-        it_check "milter round $1: $c -> ${MILTER_EXPECT[$c]} (got $got)" \
+        it_check "milter round $1${2:+ ($2)}: $c -> ${MILTER_EXPECT[$c]} (got $got)" \
             expect_ok "${MILTER_EXPECT[$c]}" "$got"
     done
 }
@@ -303,7 +306,19 @@ milter_round()
 milter_round 1
 RSS_R1=$(it_proc_rss "$PID0")
 rss "after milter round 1"
-milter_round 2
+milter_round 2 --nr
+# the no-reply steps were really agreed in round 2 (and not in round 1):
+# connect 0x1000, HELO 0x2000, headers 0x80, body 0x80000; no DATA 0x200
+nr_agreed()
+{
+    local f
+    f=$(jfield "$IT_DIR/milter-$1.jsonl" normal pflags)
+    [ -n "$f" ] && [ $((f & 0x83280)) -eq "$2" ]
+}
+it_check "round 1: a client that offers no no-reply steps gets replies to every step" \
+    nr_agreed 1 0
+it_check "round 2: outpolicyd agreed to no replies for connect, HELO, headers, body chunks and to no DATA" \
+    nr_agreed 2 $((0x83280))
 RSS_R2=$(it_proc_rss "$PID0")
 rss "after milter round 2"
 if [ "$SANITIZED" = 0 ]; then
