@@ -319,7 +319,7 @@ b_rspamd_start()
     command -v rspamd >/dev/null || b_die "no rspamd (apt-get install rspamd)"
     b_keys
     b_dns_start
-    local d=$B_DIR/rspamd bind
+    local d=$B_DIR/rspamd bind signing
     mkdir -p "$d/db" "$d/run"
     b_socket_pair "$1" rspamd "$d/run"
     cp "$B_DIR/keys/rsa.pem" "$d/key.pem"
@@ -331,6 +331,20 @@ b_rspamd_start()
     esac
     # Minimal configuration: no common.conf, no rules, no other module.  The
     # C module dkim is loaded because dkim_signing and arc sign through it.
+    # the same signing settings for the DKIM and the ARC module
+    signing=$(cat <<EOF
+    allow_hdrfrom_mismatch = false;
+    allow_username_mismatch = true;
+    sign_local = true;
+    sign_authenticated = true;
+    use_domain = "header";
+    use_esld = false;
+    selector = "bench";
+    path = "$d/key.pem";
+    check_pubkey = false;
+EOF
+)
+    signing+=$'\n'
     cat >"$d/rspamd.conf" <<EOF
 options {
     pidfile = "$d/run/rspamd.pid";
@@ -354,27 +368,9 @@ worker "rspamd_proxy" {
 }
 dkim { }
 dkim_signing {
-    allow_hdrfrom_mismatch = false;
-    allow_username_mismatch = true;
-    sign_local = true;
-    sign_authenticated = true;
-    use_domain = "header";
-    use_esld = false;
-    selector = "bench";
-    path = "$d/key.pem";
-    check_pubkey = false;
-}
+$signing}
 arc {
-    allow_hdrfrom_mismatch = false;
-    allow_username_mismatch = true;
-    sign_local = true;
-    sign_authenticated = true;
-    use_domain = "header";
-    use_esld = false;
-    selector = "bench";
-    path = "$d/key.pem";
-    check_pubkey = false;
-}
+$signing}
 EOF
     chown _rspamd:_rspamd "$d/rspamd.conf"
     rspamd -f -u _rspamd -g _rspamd -c "$d/rspamd.conf" >"$d/stdout.log" 2>&1 &

@@ -75,6 +75,7 @@ class Conn:
         self.s.settimeout(timeout)
         self.s.connect(addr)
         self.edits = []
+        self.pflags = 0        # protocol flags agreed at option negotiation
 
     def raw(self, data):
         try:
@@ -138,7 +139,7 @@ class Conn:
         """a protocol step: the filter's answer, or "continue" without
         reading when it agreed not to answer this step"""
         self.send(cmd, data)
-        if getattr(self, "pflags", 0) & nr_bit:
+        if self.pflags & nr_bit:
             return ("continue", "")
         return self.reply()
 
@@ -186,7 +187,7 @@ class Msg:
             r = c.step(C_RCPT, z(rc), SMFIP_NR_RCPT)
             if r[0] != "continue":
                 return r
-        if getattr(c, "pflags", 0) & SMFIP_NODATA:
+        if c.pflags & SMFIP_NODATA:
             return ("continue", "")
         return c.step(C_DATA, b"", SMFIP_NR_DATA)
 
@@ -566,7 +567,7 @@ def run_case(spec, name):
     except OSError as e:
         out.update(result="closed", reply=str(e))
     out["edits"] = c.edits
-    out["pflags"] = getattr(c, "pflags", 0)   # protocol flags the filter agreed
+    out["pflags"] = c.pflags
     c.close()
     out["ms"] = int((time.monotonic() - t0) * 1000)
     return out

@@ -431,6 +431,33 @@ it_sink_wait_msgid()
     it_wait_for "$2" it_sink_by_msgid "$1" >/dev/null
 }
 
+# it_mk_key DIR ZONE ID DOMAIN SELECTOR [rsa|ed25519] - a DKIM/ARC key made
+# by outpolicyctl keygen (its default algorithm when none is given; RSA with
+# --bits 2048) in DIR/ID.pem, its TXT record appended to the zone file ZONE
+# on one line, the file handed to the daemon user (it re-reads keys on HUP)
+it_mk_key()
+{
+    local dir=$1 zone=$2 id=$3 alg=()
+    case ${6:-} in
+    rsa) alg=(--algorithm rsa --bits 2048) ;;
+    ?*) alg=(--algorithm "$6") ;;
+    esac
+    "$CTL" keygen --domain "$4" --selector "$5" "${alg[@]}" --out "$dir/$id.pem" \
+        >"$dir/$id.txt" 2>>"$IT_DIR/keygen.log" ||
+        it_die "outpolicyctl keygen $id failed: $(tail -n 2 "$IT_DIR/keygen.log")"
+    tr '\n()' '   ' <"$dir/$id.txt" | tr -s ' ' >>"$zone"
+    printf '\n' >>"$zone"
+    chown nobody:nogroup "$dir/$id.pem"
+}
+
+# it_key_entry DIR ID DOMAIN SELECTOR [ALG] - one entry of the config's keys
+# list for DIR/ID.pem (ALG default rsa-sha256)
+it_key_entry()
+{
+    printf '{ id = "%s"; domain = "%s"; selector = "%s"; file = "%s"; algorithm = "%s"; }' \
+        "$2" "$3" "$4" "$1/$2.pem" "${5:-rsa-sha256}"
+}
+
 # it_sink_save LABEL MESSAGE-ID FILE [TIMEOUT] - wait (TIMEOUT s, default 30)
 # for the message at the sink and write it with CRLF line ends to FILE; when
 # it does not come, an it_fail "LABEL: delivered to the sink" and status 1

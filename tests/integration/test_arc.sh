@@ -195,24 +195,11 @@ arcpy()
     "$IT_PY" "$IT_DIR/arc.py" "$@"
 }
 
-# mk_key ID DOMAIN SELECTOR - RSA key (outpolicyctl keygen), its record on
-# one line in $ZONE, the file handed to the daemon user
-mk_key()
-{
-    "$CTL" keygen --domain "$2" --selector "$3" --out "$KEYDIR/$1.pem" \
-        >"$KEYDIR/$1.txt" 2>>"$IT_DIR/keygen.log" ||
-        it_die "outpolicyctl keygen $1 failed: $(tail -n 2 "$IT_DIR/keygen.log")"
-    tr '\n()' '   ' <"$KEYDIR/$1.txt" | tr -s ' ' >>"$ZONE"
-    printf '\n' >>"$ZONE"
-    chown nobody:nogroup "$KEYDIR/$1.pem"
-}
+# mk_key ID DOMAIN SELECTOR - an RSA key, published in $ZONE
+mk_key() { it_mk_key "$KEYDIR" "$ZONE" "$@"; }
 
-# key ID DOMAIN SELECTOR - a keys entry
-key()
-{
-    printf '{ id = "%s"; domain = "%s"; selector = "%s"; file = "%s"; algorithm = "rsa-sha256"; }' \
-        "$1" "$2" "$3" "$KEYDIR/$1.pem"
-}
+# key ID DOMAIN SELECTOR - a keys entry (RSA)
+key() { it_key_entry "$KEYDIR" "$@"; }
 
 # mid CASE [DOMAIN] - the Message-Id of CASE
 mid()

@@ -292,11 +292,7 @@ mk_key r example.com r2048 rsa            # RSA-2048
 mk_key e example.com ed1 ed25519          # Ed25519, same domain (dual)
 mk_key o example.org ed2 ed25519          # Ed25519 only, another domain
 
-key()
-{
-    printf '{ id = "%s"; domain = "%s"; selector = "%s"; file = "%s"; algorithm = "%s"; }' \
-        "$1" "$2" "$3" "$KEYDIR/$1.pem" "$4"
-}
+key() { it_key_entry "$KEYDIR" "$@"; }
 KEYS="( $(key r example.com r2048 rsa-sha256), $(key e example.com ed1 ed25519-sha256), $(key o example.org ed2 ed25519-sha256) )"
 SIGNING='( { from = "example.com"; keys = [ "r" ]; }, { from = "*.example.com"; keys = [ "r" ]; }, { from = "dual.example.com"; keys = [ "r", "e" ]; }, { from = "example.org"; keys = [ "o" ]; } )'
 SETTINGS=(

@@ -74,16 +74,8 @@ it_sanitized && SANITIZED=1
 
 # ------------------------------------------------------------ helpers
 
-# mk_key ID DOMAIN SELECTOR - RSA key for the daemon user, record in $ZONE
-mk_key()
-{
-    "$CTL" keygen --domain "$2" --selector "$3" --out "$KEYDIR/$1.pem" \
-        >"$KEYDIR/$1.txt" 2>>"$IT_DIR/keygen.log" ||
-        it_die "outpolicyctl keygen $1 failed: $(tail -n 2 "$IT_DIR/keygen.log")"
-    tr '\n()' '   ' <"$KEYDIR/$1.txt" | tr -s ' ' >>"$ZONE"
-    printf '\n' >>"$ZONE"
-    chown nobody:nogroup "$KEYDIR/$1.pem"
-}
+# mk_key ID DOMAIN SELECTOR - an RSA key for the daemon user, record in $ZONE
+mk_key() { it_mk_key "$KEYDIR" "$ZONE" "$@"; }
 
 # rss LABEL - print the daemon's RSS, threads and descriptors
 rss()

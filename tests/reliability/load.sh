@@ -132,24 +132,10 @@ fig()
 # ------------------------------------------------------------ keys and DNS
 
 # mk_key ID DOMAIN SELECTOR ALG - outpolicyctl keygen; record into KEYZONE
-mk_key()
-{
-    local bits=()
-    [ "$4" = rsa ] && bits=(--bits 2048)
-    "$CTL" keygen --domain "$2" --selector "$3" --algorithm "$4" "${bits[@]}" \
-        --out "$KEYDIR/$1.pem" >"$KEYDIR/$1.txt" 2>>"$IT_DIR/keygen.log" ||
-        it_die "outpolicyctl keygen $1 failed: $(tail -n 2 "$IT_DIR/keygen.log")"
-    tr '\n()' '   ' <"$KEYDIR/$1.txt" | tr -s ' ' >>"$KEYZONE"
-    printf '\n' >>"$KEYZONE"
-    chown nobody:nogroup "$KEYDIR/$1.pem"
-}
+mk_key() { it_mk_key "$KEYDIR" "$KEYZONE" "$@"; }
 
 # key ID DOMAIN SELECTOR ALG - one keys entry
-key()
-{
-    printf '{ id = "%s"; domain = "%s"; selector = "%s"; file = "%s"; algorithm = "%s"; }' \
-        "$1" "$2" "$3" "$KEYDIR/$1.pem" "$4"
-}
+key() { it_key_entry "$KEYDIR" "$@"; }
 
 mk_key rsaed-r rsa-ed.example r1 rsa
 mk_key rsaed-e rsa-ed.example e1 ed25519
