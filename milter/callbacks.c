@@ -219,14 +219,12 @@ hold(SMFICTX *ctx, struct mf_conn *c, enum pol_status st,
     return SMFIS_NOREPLY;
 }
 
-/* held - answer a failure kept by hold(); SMFIS_CONTINUE if there is none */
+/* held - answer the failure kept by hold() (c->held is set) */
 static sfsistat
 held(SMFICTX *ctx, struct mf_conn *c)
 {
     enum pol_status st = c->held;
 
-    if (st == POL_OK)
-        return SMFIS_CONTINUE;
     c->held = POL_OK;
     return mf_failed(ctx, c, st);
 }
